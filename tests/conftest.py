@@ -1,0 +1,74 @@
+"""Shared fixtures: small corpora built inside the tests (fast tones/noise, no TTS), shard sets, a tiny tokenizer."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+WORDS = ("the quick brown fox jumps over a lazy dog while seven small birds sing near an old river bank "
+         "under bright morning light and children walk slowly to school").split()
+
+
+def make_manifest(root: Path, n: int, seed: int = 0, prefix: str = "utt", lang: str = "en",
+                  min_s: float = 0.5, max_s: float = 6.0, sample_rate: int = 16_000) -> Path:
+    """Write `n` short noisy-tone FLAC files and a manifest in `root`; returns the manifest path."""
+    rng = np.random.default_rng(seed)
+    audio_dir = root / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    manifest = root / "manifest.jsonl"
+    with open(manifest, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            dur = float(rng.uniform(min_s, max_s))
+            t = np.arange(int(dur * sample_rate)) / sample_rate
+            x = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 400) * t) + 0.05 * rng.standard_normal(len(t))
+            uid = f"{prefix}-{i:05d}"
+            sf.write(audio_dir / f"{uid}.flac", x.astype(np.float32), sample_rate, subtype="PCM_16")
+            text = " ".join(rng.choice(WORDS, size=int(rng.integers(3, 12))))
+            rec = {"id": uid, "audio": f"audio/{uid}.flac", "text": text, "lang": lang, "duration": round(dur, 3)}
+            fh.write(json.dumps(rec) + "\n")
+    return manifest
+
+
+def make_shard_set(root: Path, n: int, seed: int = 0, prefix: str = "utt", max_samples: int = 25, **kw) -> Path:
+    """Manifest + shards under root; returns the shard-set directory."""
+    from data.prepare import build_from_manifest
+
+    manifest = make_manifest(root / "corpus", n, seed=seed, prefix=prefix, **kw)
+    out = root / "shards"
+    build_from_manifest(manifest, out, max_samples=max_samples, workers=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def shard_set(tmp_path_factory) -> Path:
+    """160 samples of 0.5-6 s in shards of 25 (read-only: copy it before damaging it)."""
+    return make_shard_set(tmp_path_factory.mktemp("shard_set"), 160)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+    """A word-level HF fast tokenizer over WORDS, saved like an LLM's tokenizer directory."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3}
+    for w in WORDS:
+        vocab.setdefault(w, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
+                                   eos_token="</s>")
+    out = tmp_path_factory.mktemp("tokenizer")
+    fast.save_pretrained(out)
+    return out
