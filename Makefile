@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-DEMO_DIR ?= demo_out
+# train/configs/demo_stream.yaml reads its shards from here
+DEMO_DIR := demo_out
 APT_PACKAGES := espeak-ng sox
 
 .PHONY: install install-dev install-gpu system-deps test lint bench demo clean
@@ -47,9 +48,16 @@ lint: install-dev
 bench: install-dev
 	$(PY) -m pytest -q -m bench tests/bench -p no:cacheprovider -s
 
-## The main job end to end on the embedded default (at this stage: synthetic corpus -> shards -> streaming).
+## The main job end to end on the embedded default. At this stage: synthetic speech (ASR en/ru/de, ST, SQA) ->
+## WebDataset shards -> the streaming loader over the ASR mix (throughput, padding, mix shares, bad-data counts).
 demo: install
-	DEMO_DIR=$(DEMO_DIR) PYTHON=$(PY) bash scripts/demo.sh
+	$(PY) -m data.synth --out $(DEMO_DIR)/corpus --hours 0.15 --langs en,ru,de --st-hours 0.03 --sqa-hours 0.03 \
+	  --seed 0 --overwrite
+	for set in asr-en asr-ru asr-de st sqa; do \
+	  $(PY) -m data.prepare manifest --manifest $(DEMO_DIR)/corpus/$$set/manifest.jsonl \
+	    --out $(DEMO_DIR)/shards/$$set --max-shard-size 8MB --overwrite || exit 1; \
+	done
+	$(PY) -m data.check --config train/configs/demo_stream.yaml --batches 60 --json $(DEMO_DIR)/stream_report.json
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .ruff_cache

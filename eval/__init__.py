@@ -1,0 +1,1 @@
+"""Evaluation harness: generation, WER/BLEU/COMET/SQuAD metrics, retrieval, reports. Built in issue 5."""
