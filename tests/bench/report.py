@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -30,11 +31,9 @@ def machine() -> str:
     except (OSError, AttributeError):
         pass
     gpu = ""
-    try:
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
         gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
                              text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        pass
     return f"{cpu}, {os.cpu_count()} cores{mem}, {gpu or 'no GPU'}, Python {platform.python_version()}"
 
 

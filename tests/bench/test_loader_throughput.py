@@ -31,10 +31,9 @@ def _plain_webdataset_hours_per_s(shards, workers: int, samples: int) -> float:
 
     pipeline = wds.WebDataset(shards, shardshuffle=False, nodesplitter=wds.split_by_node).map(decode)
     loader = DataLoader(pipeline, batch_size=None, num_workers=workers)
-    seconds, n, t0 = 0.0, 0, time.perf_counter()
-    for audio in loader:
+    seconds, t0 = 0.0, time.perf_counter()
+    for n, audio in enumerate(loader, start=1):
         seconds += len(audio) / 16000
-        n += 1
         if n >= samples:
             break
     return seconds / 3600 / (time.perf_counter() - t0)
