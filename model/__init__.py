@@ -1,2 +1,3 @@
 """Frozen speech encoders, trainable projectors, the frozen LLM with multi-layer hidden states, and the alignment
-losses. Knows nothing of DeepSpeed, launchers or Slurm (see ../README.md, "Layout"). Built in issue 3."""
+losses. Knows nothing of DeepSpeed, launchers or Slurm; `distributed.py` is the one place that touches
+torch.distributed (the cross-rank gather of contrastive negatives)."""

@@ -1,0 +1,266 @@
+"""The frozen LLM: config, loading, layer selection and the truncated multi-layer forward.
+
+Hidden-state convention (checked against transformers 5.23 for Llama, Gemma3 text and Qwen2; see
+``transformers/utils/output_capturing.py``): index 0 is the input of decoder layer 0, i.e. the token embeddings as the
+model's forward produces them (for Gemma3 already multiplied by sqrt(hidden_size), which happens inside its
+``embed_tokens``); index i (1 <= i < L) is the raw output of decoder layer i-1 (no norm); index L (the last) is
+``last_hidden_state``, i.e. after the final RMSNorm, because HF replaces the last captured state with it
+(``tie_last_hidden_states``). ``llm_hidden_states`` returns exactly these tensors, but only runs the decoder layers
+the deepest requested index needs, and never the LM head.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = ["LLMConfig", "load_llm", "resolve_layers", "resolve_attn_implementation", "llm_hidden_states",
+           "position_ids_from_mask", "decoder_of", "num_llm_layers", "freeze"]
+
+log = logging.getLogger(__name__)
+
+LAYER_PRESETS = ("all", "emb", "last")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LLMConfig:
+    name_or_path: str = ""
+    """HF model name (must already be in the local HF cache) or local directory of the frozen causal LM and its
+    tokenizer. Nothing is downloaded (``local_files_only=True``). May stay empty when the model is passed in."""
+    layers: str | list[int] = "all"
+    """Hidden states to align: "all" = [0, 5, 10, ..., last] (paper), "emb" = [0], "last" = [L], or explicit
+    indices in HF ``output_hidden_states`` numbering (0 = embeddings, i = after decoder layer i, L = after the final
+    norm; negative indices count from L as in Python)."""
+    attn_implementation: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
+    """Attention kernel. "auto" = flash_attention_2 when ``flash_attn`` is importable, CUDA is available and the
+    dtype is 16-bit, else sdpa."""
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    """Weight dtype when loading by name ("auto" = the checkpoint's). A model passed in is used as it is."""
+    position_shift_max: int = 0
+    """During training, add a random per-sample offset in [0, position_shift_max] to the position ids (paper: 400)
+    so the projector cannot rely on absolute positions. 0 disables it; it is never applied in eval mode."""
+    position_shift_shared: bool = True
+    """Use the same offset for a sample's speech and its transcript (as the paper's code shifts both sequences
+    together) instead of drawing one per side. Only `SpeechLLM.paired_hidden_states` can share; text states cached
+    offline were computed without a shift, so with a cache only the speech side is shifted."""
+    speech_placeholder: str = "<speech>"
+    """Marker in a chat prompt where the speech embeddings are spliced in; prepended to the instruction when the
+    instruction does not contain it."""
+    max_new_tokens: int = 256
+    """Default generation length for `SpeechLLM.generate`."""
+
+    def __post_init__(self):
+        if isinstance(self.layers, str):
+            if self.layers not in LAYER_PRESETS:
+                raise ValueError(f"layers must be one of {LAYER_PRESETS} or a list of ints, got {self.layers!r}")
+        else:
+            self.layers = list(self.layers)
+            if not self.layers or not all(isinstance(i, int) and not isinstance(i, bool) for i in self.layers):
+                raise ValueError(f"layers must be a non-empty list of ints, got {self.layers!r}")
+        if self.attn_implementation not in ("auto", "flash_attention_2", "sdpa", "eager"):
+            raise ValueError(f"unknown attn_implementation {self.attn_implementation!r}")
+        if self.dtype != "auto" and self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be 'auto' or one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.position_shift_max < 0:
+            raise ValueError(f"position_shift_max must be >= 0, got {self.position_shift_max}")
+        if not self.speech_placeholder or self.speech_placeholder != self.speech_placeholder.strip():
+            raise ValueError(f"speech_placeholder must be non-empty without outer spaces: {self.speech_placeholder!r}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+def resolve_layers(spec: str | Sequence[int], num_layers: int) -> list[int]:
+    """Turns a layer spec into sorted, unique hidden-state indices in [0, num_layers].
+
+    Args:
+        spec: "all" ([0, 5, 10, ..., num_layers]), "emb" ([0]), "last" ([num_layers]) or explicit indices
+            (negative ones count from num_layers + 1, so -1 is the last).
+        num_layers: number of decoder layers L; there are L + 1 hidden states.
+
+    Returns:
+        The indices, ascending.
+
+    Raises:
+        ValueError: unknown preset, empty list, non-integer or out-of-range index.
+    """
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    if isinstance(spec, str):
+        if spec == "all":
+            return sorted(set(range(0, num_layers + 1, 5)) | {num_layers})
+        if spec == "emb":
+            return [0]
+        if spec == "last":
+            return [num_layers]
+        raise ValueError(f"unknown layer preset {spec!r}; use one of {LAYER_PRESETS} or a list of ints")
+    indices = list(spec)
+    if not indices:
+        raise ValueError("layer list is empty")
+    out = set()
+    for i in indices:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise ValueError(f"layer indices must be ints, got {i!r}")
+        if not -(num_layers + 1) <= i <= num_layers:
+            raise ValueError(f"layer {i} out of range for an LLM with {num_layers} layers (valid: 0..{num_layers})")
+        out.add(i % (num_layers + 1))
+    return sorted(out)
+
+
+def resolve_attn_implementation(requested: str, dtype: torch.dtype | str | None = None) -> str:
+    """Picks the attention kernel: "auto" -> flash_attention_2 where it can run, else sdpa.
+
+    flash-attn only supports fp16/bf16 on CUDA, so fp32 (the CPU tests) always gets sdpa.
+    """
+    if requested != "auto":
+        return requested
+    sixteen_bit = dtype in (torch.bfloat16, torch.float16, "bfloat16", "float16", "auto")
+    has_flash = importlib.util.find_spec("flash_attn") is not None
+    return "flash_attention_2" if has_flash and torch.cuda.is_available() and sixteen_bit else "sdpa"
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Sets requires_grad False on every parameter and puts the module in eval mode (no dropout)."""
+    module.requires_grad_(False)
+    return module.eval()
+
+
+def load_llm(cfg: LLMConfig, model: nn.Module | None = None, tokenizer=None):
+    """Returns the frozen causal LM and its tokenizer.
+
+    Args:
+        cfg: the LLM config.
+        model: an already built HF causal LM (tests, converted weights); loaded from ``cfg.name_or_path`` if None.
+        tokenizer: its tokenizer; loaded from ``cfg.name_or_path`` if None.
+
+    Returns:
+        ``(model, tokenizer)`` with every parameter frozen and the model in eval mode.
+
+    Raises:
+        ValueError: nothing to load from.
+        OSError: the name or path is not available locally.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    need_files = model is None or tokenizer is None
+    if need_files and not cfg.name_or_path:
+        raise ValueError("LLMConfig.name_or_path is empty and no model/tokenizer was passed to load_llm")
+    attn = resolve_attn_implementation(cfg.attn_implementation, cfg.dtype if model is None else _dtype_of(model))
+    try:
+        if model is None:
+            dtype = "auto" if cfg.dtype == "auto" else DTYPES[cfg.dtype]
+            model = AutoModelForCausalLM.from_pretrained(cfg.name_or_path, dtype=dtype, attn_implementation=attn,
+                                                         local_files_only=True)
+        elif getattr(model.config, "_attn_implementation", attn) != attn:
+            model.set_attn_implementation(attn)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(cfg.name_or_path, local_files_only=True)
+    except OSError as e:
+        raise OSError(f"cannot load LLM {cfg.name_or_path!r} from local files (downloads are disabled: "
+                      f"local_files_only=True). Use a local directory with config.json, weights and tokenizer files, "
+                      f"or a name already in the HF cache. Cause: {e}") from e
+    log.info("LLM %s: %d layers, attention %s", cfg.name_or_path or type(model).__name__, num_llm_layers(model),
+             model.config._attn_implementation)
+    return freeze(model), tokenizer
+
+
+def _dtype_of(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+def decoder_of(model: nn.Module) -> nn.Module:
+    """The base decoder (embeddings, ``layers``, final ``norm``; no LM head) of an HF causal LM."""
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model
+    if not hasattr(decoder, "layers"):
+        raise TypeError(f"{type(model).__name__}: cannot find the decoder layer list (expected `.layers`)")
+    return decoder
+
+
+def num_llm_layers(model: nn.Module) -> int:
+    """Number of decoder layers L that the HF forward runs (``config.num_hidden_layers`` of the decoder)."""
+    return int(decoder_of(model).config.num_hidden_layers)
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor, shift: torch.Tensor | int | None = None) -> torch.Tensor:
+    """Position ids that count only real tokens, as HF ``generate`` builds them: cumsum(mask) - 1, 0 on padding.
+
+    With these, a sample gets the same positions whatever its padding side, so its hidden states do not depend on
+    how it was batched. ``shift`` ([B] or int) is added to the real tokens only.
+    """
+    mask = attention_mask.long()
+    pos = mask.cumsum(-1) - 1
+    if shift is not None:
+        shift = torch.as_tensor(shift, device=pos.device, dtype=pos.dtype)
+        pos = pos + (shift[:, None] if shift.ndim == 1 else shift)
+    return pos.masked_fill(mask == 0, 0)
+
+
+class _StopForward(Exception):
+    """Raised by a hook once the deepest requested layer has run; never escapes `llm_hidden_states`."""
+
+
+def llm_hidden_states(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None,
+                      layers: Sequence[int], position_ids: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+    """HF ``output_hidden_states`` at the requested indices, running decoder layers only up to the deepest one.
+
+    Design: we call the HF decoder's own forward (so embedding scaling, rotary tables, causal / sliding-window /
+    padding masks are built exactly as HF builds them for every architecture) and stop it with an exception raised
+    from a forward hook on the deepest needed layer. The alternative - temporarily swapping ``layers`` for a shorter
+    ModuleList and lowering ``config.num_hidden_layers`` - mutates shared state (unsafe if interrupted or reentered),
+    must keep per-layer config lists such as Gemma3's ``layer_types`` consistent, and makes HF apply the final norm
+    to an intermediate layer (it ties the last captured state to ``last_hidden_state``), which is wrong for index < L.
+    Hooks leave the model untouched; they are removed in ``finally``. Gradients flow to ``inputs_embeds``.
+    (An aborted forward is fine for plain modules; DeepSpeed ZeRO-3 parameter partitioning of the frozen LLM would
+    see an incomplete trace, which is one more reason the LLM is kept outside the DeepSpeed engine.)
+
+    Args:
+        model: HF causal LM (or its base decoder).
+        inputs_embeds: [B, S, D] input embeddings (for text, ``model.get_input_embeddings()(ids)``).
+        attention_mask: [B, S] 1/True on real tokens (left or right padding), or None.
+        layers: hidden-state indices in [0, L] (see `resolve_layers`).
+        position_ids: [B, S]; None lets HF use 0..S-1 (see `position_ids_from_mask` for padding-independent ids).
+
+    Returns:
+        {index: [B, S, D] hidden state}.
+    """
+    decoder = decoder_of(model)
+    n = num_llm_layers(model)
+    wanted = resolve_layers(list(layers), n)
+    deepest = wanted[-1]
+    captured: dict[int, torch.Tensor] = {}
+    blocks = decoder.layers
+
+    def grab_input(_module, args, kwargs):
+        captured[0] = args[0] if args else kwargs["hidden_states"]
+        if deepest == 0:
+            raise _StopForward
+
+    def grab_output(index: int):
+        def hook(_module, _args, output):
+            captured[index] = output[0] if isinstance(output, tuple) else output
+            if index == deepest:
+                raise _StopForward
+        return hook
+
+    handles = []
+    if 0 in wanted:
+        handles.append(blocks[0].register_forward_pre_hook(grab_input, with_kwargs=True))
+    for i in wanted:
+        if 0 < i < n:  # index n is HF's post-norm last_hidden_state, taken from the output below
+            handles.append(blocks[i - 1].register_forward_hook(grab_output(i)))
+    try:
+        out = decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                      use_cache=False, output_hidden_states=False, output_attentions=False)
+        captured[n] = out.last_hidden_state
+    except _StopForward:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return {i: captured[i] for i in wanted}

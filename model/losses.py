@@ -1,0 +1,495 @@
+"""Alignment losses: per-layer InfoNCE (cosine or Sinkhorn/Wasserstein similarity), ASR next-token loss, their sum.
+
+Paper (arXiv 2412.15712) and its public code: speech and text hidden states are taken at several layers of the frozen
+LLM; for every layer an InfoNCE loss with temperature 0.1 pairs each transcript with its speech, and the per-layer
+losses are **summed**. Similarity is either the cosine of masked mean-pooled states or minus the debiased Sinkhorn
+divergence between the per-token L2-normalised state clouds (geomloss ``SamplesLoss("sinkhorn", p=2, ...)``
+semantics, computed by ``model/sinkhorn.py``). The public code scores text -> speech (for each text, a softmax over
+the speeches of the batch); ``direction="sym"`` averages both directions as in CLIP.
+
+Negatives across ranks (``gather_negatives``) follow open_clip: with ``local_loss=False`` every rank computes the same
+global ``B x B`` loss; with ``local_loss=True`` a rank scores only its own rows against all gathered columns (the
+positives sit at this rank's row offset). Scaling rule, tested in ``tests/model/test_gather.py``: gradients flow back
+through the gather summed over ranks (``model/distributed.py``), so a rank's input gradient is ``world_size`` times
+the single-process gradient, and the *averaging* over ranks that DDP and DeepSpeed do restores it exactly, in both
+modes. So: do **not** multiply the loss by the world size, and keep the trainer's gradient averaging on. In local mode
+each rank's loss is additionally weighted by ``B_local * world / B_global`` so that the mean of the ranks' losses is
+the global loss even for unequal local batches (a no-op for equal ones). Replicated parameters such as the learned
+temperature get, after averaging, exactly the single-process gradient too. Local mode does ``1/world`` of the
+Sinkhorn work per rank; prefer it for ``wasser``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.distributed import gather_with_grad, rank_and_world
+
+__all__ = ["LossConfig", "NonFiniteLossError", "masked_mean_pool", "l2_normalize", "cosine_similarity_matrix",
+           "wasserstein_similarity_matrix", "info_nce", "check_finite", "ContrastiveLoss", "asr_loss",
+           "answer_labels", "span_mask", "combine", "AlignmentObjective", "IGNORE_INDEX", "MAX_LOGIT_SCALE"]
+
+IGNORE_INDEX = -100  # label of positions without a next-token target (HF / torch cross-entropy convention)
+MAX_LOGIT_SCALE = 100.0  # CLIP: 1 / temperature is clamped to at most 100 (temperature >= 0.01)
+_KEYS_SHOWN = 4  # batch keys named in a non-finite error
+
+
+@dataclass
+class LossConfig:
+    objective: Literal["cos", "wasser", "asr", "cos+asr", "wasser+asr"] = "cos"
+    """Training signal: contrastive with cosine or Wasserstein similarity, ASR next-token loss, or a weighted sum."""
+    temperature: float = 0.1
+    """InfoNCE temperature (paper: 0.1); the initial value when `learn_temperature` is set."""
+    learn_temperature: bool = False
+    """Learn log(1/temperature) like CLIP, clamped to [1, 100] as a scale; add the objective's parameters to the
+    optimiser then."""
+    direction: Literal["t2s", "s2t", "sym"] = "t2s"
+    """t2s: for each text a softmax over the batch's speeches (public code); s2t the converse; sym: their mean."""
+    blur: float = 0.05
+    """Sinkhorn blur (eps = blur^2): the paper's table says 0.5, its code uses 0.05."""
+    scaling: float = 0.5
+    """Sinkhorn eps-scaling factor per annealing step (geomloss default 0.5); closer to 1 is slower and finer."""
+    layer_weights: dict[int, float] | None = None
+    """Weight of each LLM layer's InfoNCE loss (missing layers: 1.0; 0 skips a layer). The paper sums the layers."""
+    contrastive_weight: float = 1.0
+    """Weight of the contrastive term in the total (paper: 0.1 when combined with ASR)."""
+    asr_weight: float = 1.0
+    """Weight of the ASR next-token term in the total."""
+    gather_negatives: bool = True
+    """Use the other ranks' samples as negatives (global batch); no effect in a single process."""
+    local_loss: bool = False
+    """With gathered negatives, score only this rank's rows against all columns (open_clip `local_loss`)."""
+    nonfinite: Literal["raise", "skip"] = "raise"
+    """On a NaN/inf loss: raise NonFiniteLossError, or return None as the total so the caller skips the step."""
+
+    def __post_init__(self):
+        for name, allowed in (("objective", ("cos", "wasser", "asr", "cos+asr", "wasser+asr")),
+                              ("direction", ("t2s", "s2t", "sym")), ("nonfinite", ("raise", "skip"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.learn_temperature and not 1 / MAX_LOGIT_SCALE <= self.temperature <= 1:
+            raise ValueError(f"a learned temperature is clamped to [{1 / MAX_LOGIT_SCALE}, 1]; "
+                             f"start inside it, got {self.temperature}")
+        if not self.blur > 0:
+            raise ValueError(f"blur must be > 0, got {self.blur}")
+        if not 0 < self.scaling < 1:
+            raise ValueError(f"scaling must be in (0, 1), got {self.scaling}")
+        for name in ("contrastive_weight", "asr_weight"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
+        if self.layer_weights is not None:
+            # YAML/CLI may deliver "5" keys; layer indices are ints everywhere else.
+            self.layer_weights = {int(k): float(v) for k, v in self.layer_weights.items()}
+            bad = {k: v for k, v in self.layer_weights.items() if not (math.isfinite(v) and v >= 0)}
+            if bad:
+                raise ValueError(f"layer_weights must be finite and >= 0, got {bad}")
+
+    @property
+    def contrastive_kind(self) -> Literal["cos", "wasser"] | None:
+        """"cos" or "wasser" when the objective has a contrastive term, else None."""
+        kind = self.objective.split("+")[0]
+        return kind if kind in ("cos", "wasser") else None  # type: ignore[return-value]
+
+    @property
+    def uses_asr(self) -> bool:
+        """Whether the objective has an ASR next-token term."""
+        return "asr" in self.objective
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss came out NaN/inf; the message names the loss, the layer and the batch keys."""
+
+    def __init__(self, message: str, what: str, layer: int | None, keys: list[str] | None):
+        super().__init__(message)
+        self.what, self.layer, self.keys = what, layer, keys
+
+
+# ------------------------------------------------------------------------------------------------ similarities
+def _zero_padding(h: Tensor, mask: Tensor) -> Tensor:
+    """``h`` with padded positions set to 0, upcast to at least float32.
+
+    masked_fill rather than ``h * mask``: padded LLM states can be NaN (fully masked attention rows), and NaN * 0 is
+    NaN in the forward pass and in the gradient. Upcast because bf16 sums over long sequences lose precision.
+    """
+    h = h.to(torch.promote_types(h.dtype, torch.float32))
+    return h.masked_fill(~mask.bool().unsqueeze(-1), 0.0)
+
+
+def l2_normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
+    """L2-normalises the last dimension (zero vectors stay zero)."""
+    return F.normalize(x, dim=-1, eps=eps)
+
+
+def masked_mean_pool(h: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``h [B, L, D]`` over the valid positions of ``mask [B, L]`` -> ``[B, D]`` (float32 or wider).
+
+    A row without valid positions pools to zeros; `ContrastiveLoss` rejects such rows before getting here.
+    """
+    count = mask.bool().sum(dim=1, keepdim=True).clamp(min=1)
+    return _zero_padding(h, mask).sum(dim=1) / count
+
+
+def cosine_similarity_matrix(speech_h: Tensor, speech_mask: Tensor, text_h: Tensor, text_mask: Tensor) -> Tensor:
+    """Cosine similarity of masked mean-pooled states: ``[Bs, Ls, D] x [Bt, Lt, D] -> [Bs, Bt]``."""
+    return l2_normalize(masked_mean_pool(speech_h, speech_mask)) @ l2_normalize(masked_mean_pool(text_h, text_mask)).T
+
+
+def _token_cloud(h: Tensor, mask: Tensor) -> Tensor:
+    """Per-token L2-normalised states with exact zeros at padded positions (as the paper's code normalises)."""
+    return l2_normalize(_zero_padding(h, mask))
+
+
+def _sinkhorn_similarity(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, blur: float, scaling: float) -> Tensor:
+    # Imported here: geomloss is needed only by the Wasserstein objective.
+    from model.sinkhorn import sinkhorn_divergence_matrix
+
+    return -sinkhorn_divergence_matrix(x, x_mask.bool(), y, y_mask.bool(), blur=blur, scaling=scaling, p=2)
+
+
+def wasserstein_similarity_matrix(speech_h: Tensor, speech_mask: Tensor, text_h: Tensor, text_mask: Tensor,
+                                  blur: float = 0.05, scaling: float = 0.5) -> Tensor:
+    """Minus the debiased Sinkhorn divergence between per-token L2-normalised state clouds -> ``[Bs, Bt]``.
+
+    Uniform weights over each sample's valid tokens, cost ``|x - y|^2 / 2``, ``eps = blur^2``, eps-scaling
+    ``scaling`` (geomloss ``SamplesLoss("sinkhorn", p=2, debias=True)``).
+    """
+    return _sinkhorn_similarity(_token_cloud(speech_h, speech_mask), speech_mask, _token_cloud(text_h, text_mask),
+                                text_mask, blur, scaling)
+
+
+# ----------------------------------------------------------------------------------------------------- InfoNCE
+def info_nce(sim: Tensor, temperature: float | Tensor, direction: Literal["t2s", "s2t", "sym"] = "t2s",
+             offset: int = 0) -> Tensor:
+    """InfoNCE (cross-entropy over similarity / temperature) with the positives on a shifted diagonal.
+
+    ``sim`` is always speech x text. ``s2t``: each speech row is a query over the text columns and its positive is
+    column ``i + offset``; ``t2s``: each text column is a query over the speech rows, positive row ``j + offset``.
+    The offset places a rank's local queries inside gathered candidates. ``sym`` averages both directions and
+    needs a square matrix (offset 0); for a rank-local ``sym`` average two single-direction calls instead.
+
+    Args:
+        sim: ``[Bs, Bt]`` similarities.
+        temperature: Softmax temperature (a tensor when learned).
+        direction: "t2s", "s2t" or "sym".
+        offset: Index of the first query's positive among the candidates.
+
+    Returns:
+        Mean cross-entropy over the queries (float32 or wider).
+    """
+    if direction == "sym":
+        if sim.shape[0] != sim.shape[1] or offset:
+            raise ValueError(f"sym InfoNCE needs a square matrix and offset 0, got {tuple(sim.shape)}, offset {offset}")
+        return 0.5 * (info_nce(sim, temperature, "s2t") + info_nce(sim, temperature, "t2s"))
+    if direction not in ("t2s", "s2t"):
+        raise ValueError(f"direction must be t2s, s2t or sym, got {direction!r}")
+    logits = sim if direction == "s2t" else sim.T  # rows = queries
+    if offset < 0 or offset + logits.shape[0] > logits.shape[1]:
+        raise ValueError(f"{logits.shape[0]} queries at offset {offset} do not fit {logits.shape[1]} candidates")
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
+    labels = torch.arange(logits.shape[0], device=logits.device) + offset
+    return F.cross_entropy(logits, labels)
+
+
+def check_finite(value: Tensor, what: str, keys: list[str] | None = None, layer: int | None = None,
+                 mode: Literal["raise", "skip"] = "raise", detail: str | None = None) -> Tensor | None:
+    """Returns ``value`` if finite; otherwise raises `NonFiniteLossError` or, in ``skip`` mode, returns None.
+
+    Never let a NaN reach the optimiser silently: one NaN step poisons the AdamW moments for good. In ``skip`` mode
+    the caller must skip backward and the optimiser step for this batch and count it. Under DDP/DeepSpeed all ranks
+    must agree to skip (all-reduce the flag first), or the others hang in the gradient all-reduce. Costs one
+    device-to-host sync.
+
+    Args:
+        value: A scalar loss.
+        what: Name of the loss ("cos", "wasser", "asr", ...).
+        keys: The batch's sample keys; the first few are named in the error.
+        layer: LLM layer index of a per-layer loss.
+        mode: "raise" or "skip".
+        detail: Extra diagnosis for the message (e.g. which inputs were non-finite).
+    """
+    if bool(torch.isfinite(value).all()):
+        return value
+    if mode == "skip":
+        return None
+    where = f" at layer {layer}" if layer is not None else ""
+    shown = "none given" if not keys else ", ".join(map(str, keys[:_KEYS_SHOWN])) + (
+        f" (+{len(keys) - _KEYS_SHOWN} more)" if len(keys) > _KEYS_SHOWN else "")
+    message = f"non-finite {what} loss ({value.detach().flatten()[0].item()}){where}; batch keys: {shown}"
+    raise NonFiniteLossError(message + (f"; {detail}" if detail else ""), what, layer, list(keys) if keys else None)
+
+
+def _nonfinite_rows(h: Tensor, mask: Tensor, keys: list[str] | None) -> list[str]:
+    """Keys (or indices) of the samples whose valid positions hold NaN/inf: the diagnosis for an error message."""
+    bad = (~torch.isfinite(h) & mask.bool().unsqueeze(-1)).flatten(1).any(dim=1)
+    return [str(keys[i]) if keys and i < len(keys) else f"#{i}" for i in bad.nonzero().flatten().tolist()]
+
+
+# ------------------------------------------------------------------------------------------ contrastive module
+@dataclass
+class _Gathered:
+    """What one forward pass learns about the global batch (computed once, shared by all layers)."""
+
+    offset: int
+    """Row of this rank's first sample in the gathered batch."""
+    scale: float
+    """Local-loss weight ``B_local * world / B_global`` (1.0 for equal local batches)."""
+    speech_mask: Tensor | None
+    """Gathered token masks (Wasserstein only; padded to the longest rank)."""
+    text_mask: Tensor | None
+
+
+class ContrastiveLoss(nn.Module):
+    """Per-layer InfoNCE, summed with the layer weights; holds the learned temperature when configured.
+
+    Example::
+
+        loss_fn = ContrastiveLoss(LossConfig(objective="cos"))
+        total, metrics = loss_fn({5: s5, 10: s10}, speech_mask, {5: t5, 10: t10}, text_mask, keys=batch["keys"])
+        # metrics == {"cos/layer_5": ..., "cos/layer_10": ...}, detached
+
+    Args:
+        cfg: The loss settings.
+        kind: "cos" or "wasser"; default: the one in ``cfg.objective``.
+    """
+
+    def __init__(self, cfg: LossConfig, kind: Literal["cos", "wasser"] | None = None):
+        super().__init__()
+        self.cfg, self.kind = cfg, kind or cfg.contrastive_kind
+        if self.kind not in ("cos", "wasser"):
+            raise ValueError(f"objective {cfg.objective!r} has no contrastive term; pass kind='cos' or 'wasser'")
+        # CLIP parameterisation: log of the logit scale 1/temperature, so the optimiser works on a log scale.
+        self.log_logit_scale = (nn.Parameter(torch.tensor(math.log(1 / cfg.temperature)))
+                                if cfg.learn_temperature else None)
+
+    def temperature(self) -> Tensor | float:
+        """The current temperature; a learned one is first clamped in place to ``[1/MAX_LOGIT_SCALE, 1]``.
+
+        Clamping the parameter itself (as open_clip does after each step) keeps it where gradients flow, which a
+        clamp inside the graph would not once it drifted past the bound.
+        """
+        if self.log_logit_scale is None:
+            return self.cfg.temperature
+        with torch.no_grad():
+            self.log_logit_scale.clamp_(0.0, math.log(MAX_LOGIT_SCALE))
+        return torch.exp(-self.log_logit_scale)
+
+    def forward(self, speech_states: dict[int, Tensor], speech_mask: Tensor, text_states: dict[int, Tensor],
+                text_mask: Tensor, keys: list[str] | None = None) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """Weighted sum over layers of the InfoNCE loss between speech and text states.
+
+        Args:
+            speech_states: Layer index -> ``[B, Ls, D]`` LLM hidden states over the projected speech.
+            speech_mask: ``[B, Ls]``, True at valid speech positions.
+            text_states: Layer index -> ``[B, Lt, D]`` hidden states of the transcripts (same layers).
+            text_mask: ``[B, Lt]``, True at valid transcript tokens.
+            keys: Sample keys, for error messages.
+
+        Returns:
+            ``(total, metrics)``: the weighted sum (None in ``skip`` mode when a layer's loss is not finite) and
+            ``{f"{kind}/layer_{l}": loss}``, detached. With ``local_loss`` the values are this rank's weighted
+            share: their mean over ranks is the global loss.
+
+        Raises:
+            NonFiniteLossError: A layer's loss is NaN/inf (``nonfinite="raise"``).
+            ValueError: Mismatched layers, batch sizes or lengths, or a sample without valid positions.
+        """
+        layers = self._layers(speech_states, text_states)
+        _check_inputs(speech_states, speech_mask, text_states, text_mask, layers, keys)
+        temperature = self.temperature()
+        gathered = self._gather_context(speech_mask, text_mask)
+        losses = {l: self._layer_loss(speech_states[l], speech_mask, text_states[l], text_mask, temperature, gathered)
+                  for l in layers}
+        metrics = {f"{self.kind}/layer_{l}": v.detach() for l, v in losses.items()}
+        if not bool(torch.isfinite(torch.stack(list(losses.values()))).all()):  # one host sync for all layers
+            for l, v in losses.items():
+                detail = _diagnose(speech_states[l], speech_mask, text_states[l], text_mask, keys)
+                if check_finite(v, self.kind, keys, l, self.cfg.nonfinite, detail) is None:
+                    return None, metrics
+        weights = self.cfg.layer_weights or {}
+        return sum(weights.get(l, 1.0) * v for l, v in losses.items()), metrics
+
+    def _layers(self, speech_states: dict[int, Tensor], text_states: dict[int, Tensor]) -> list[int]:
+        if sorted(speech_states) != sorted(text_states):
+            raise ValueError(f"speech and text states cover different layers: {sorted(speech_states)} vs "
+                             f"{sorted(text_states)}")
+        weights = self.cfg.layer_weights or {}
+        if missing := sorted(set(weights) - set(speech_states)):
+            raise ValueError(f"layer_weights name layers {missing} that the model does not return "
+                             f"(it returns {sorted(speech_states)})")
+        layers = [l for l in sorted(speech_states) if weights.get(l, 1.0) > 0]
+        if not layers:
+            raise ValueError("no layer with a positive weight")
+        return layers
+
+    def _gather_context(self, speech_mask: Tensor, text_mask: Tensor) -> _Gathered | None:
+        rank, world = rank_and_world()
+        if not self.cfg.gather_negatives or world == 1:
+            return None
+        sizes = gather_with_grad(torch.tensor([speech_mask.shape[0]], device=speech_mask.device)).tolist()
+        masks = (None, None)
+        if self.kind == "wasser":  # token masks are the same for every layer: gather them once
+            masks = (gather_with_grad(speech_mask.bool()), gather_with_grad(text_mask.bool()))
+        return _Gathered(offset=sum(sizes[:rank]), scale=sizes[rank] * world / sum(sizes),
+                         speech_mask=masks[0], text_mask=masks[1])
+
+    def _layer_loss(self, hs: Tensor, ms: Tensor, ht: Tensor, mt: Tensor, temperature: Tensor | float,
+                    g: _Gathered | None) -> Tensor:
+        if self.kind == "cos":  # pool before gathering: [B, D] travels instead of [B, L, D]
+            fs, ft = l2_normalize(masked_mean_pool(hs, ms)), l2_normalize(masked_mean_pool(ht, mt))
+
+            def sim(a: Tensor, _ma: Tensor | None, b: Tensor, _mb: Tensor | None) -> Tensor:
+                return a @ b.T
+        else:
+            fs, ft = _token_cloud(hs, ms), _token_cloud(ht, mt)
+
+            def sim(a: Tensor, ma: Tensor | None, b: Tensor, mb: Tensor | None) -> Tensor:
+                # model.sinkhorn rejects non-finite tokens with a ValueError; turn them into a NaN loss instead so
+                # that the non-finite guard (layer, keys, skip mode) handles every objective alike. Checked after
+                # the gathers so that every rank still takes part in every collective.
+                if not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
+                    return a.new_full((a.shape[0], b.shape[0]), math.nan)
+                return _sinkhorn_similarity(a, ma, b, mb, self.cfg.blur, self.cfg.scaling)
+
+        direction = self.cfg.direction
+        if g is None:
+            return info_nce(sim(fs, ms, ft, mt), temperature, direction)
+        local = self.cfg.local_loss
+        # Gather only what is scored: a rank-local t2s loss needs every speech but only its own texts.
+        fs_all = gather_with_grad(fs) if not local or direction != "s2t" else None
+        ft_all = gather_with_grad(ft) if not local or direction != "t2s" else None
+        if not local:  # open_clip local_loss=False: the full global matrix, identical on every rank
+            return info_nce(sim(fs_all, g.speech_mask, ft_all, g.text_mask), temperature, direction)
+        parts = []
+        if fs_all is not None:
+            parts.append(info_nce(sim(fs_all, g.speech_mask, ft, mt), temperature, "t2s", g.offset))
+        if ft_all is not None:
+            parts.append(info_nce(sim(fs, ms, ft_all, g.text_mask), temperature, "s2t", g.offset))
+        return g.scale * sum(parts) / len(parts)
+
+
+def _check_inputs(speech_states: dict[int, Tensor], speech_mask: Tensor, text_states: dict[int, Tensor],
+                  text_mask: Tensor, layers: list[int], keys: list[str] | None) -> None:
+    if speech_mask.shape[0] != text_mask.shape[0]:
+        raise ValueError(f"{speech_mask.shape[0]} speech samples but {text_mask.shape[0]} texts")
+    for l in layers:
+        for side, h, m in (("speech", speech_states[l], speech_mask), ("text", text_states[l], text_mask)):
+            if h.dim() != 3 or h.shape[:2] != m.shape:
+                raise ValueError(f"{side} states at layer {l} have shape {tuple(h.shape)}, mask {tuple(m.shape)}")
+    for side, m in (("speech", speech_mask), ("text", text_mask)):
+        empty = (~m.bool().any(dim=1)).nonzero().flatten().tolist()
+        if empty:  # an empty sample would pool to a zero vector / an empty point cloud: a data bug, not a negative
+            names = [str(keys[i]) if keys and i < len(keys) else f"#{i}" for i in empty]
+            raise ValueError(f"{side} samples without valid positions: {names[:_KEYS_SHOWN]}")
+
+
+def _diagnose(hs: Tensor, ms: Tensor, ht: Tensor, mt: Tensor, keys: list[str] | None) -> str | None:
+    bad = [f"{side} states of {rows[:_KEYS_SHOWN]}" for side, rows in
+           (("speech", _nonfinite_rows(hs, ms, keys)), ("text", _nonfinite_rows(ht, mt, keys))) if rows]
+    return "non-finite inputs: " + ", ".join(bad) if bad else "inputs are finite (overflow in the loss?)"
+
+
+# ----------------------------------------------------------------------------------------------------- ASR
+def asr_loss(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """Mean next-token cross-entropy over the target tokens (labels aligned with the inputs, shifted here).
+
+    Only the target rows of the logits are upcast to float32: upcasting a whole ``[B, L, V]`` tensor for a
+    128k-token vocabulary costs gigabytes. A batch without targets (answers truncated away) gives a zero loss
+    that is still attached to the graph, so distributed backward stays in step on every rank.
+
+    Args:
+        logits: ``[B, L, V]`` LLM output over the full input sequence.
+        labels: ``[B, L]`` token ids at answer positions, ``ignore_index`` elsewhere (see `answer_labels`).
+        ignore_index: Label of positions without a target.
+
+    Returns:
+        Scalar mean over this batch's target tokens.
+    """
+    if logits.shape[:2] != labels.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} do not match labels {tuple(labels.shape)}")
+    targets = labels[:, 1:]  # position t predicts token t + 1
+    valid = targets != ignore_index
+    picked = logits[:, :-1][valid]
+    if picked.shape[0] == 0:
+        return logits.sum() * 0.0
+    return F.cross_entropy(picked.to(torch.promote_types(picked.dtype, torch.float32)), targets[valid])
+
+
+def answer_labels(input_ids: Tensor, answer_mask: Tensor, ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """Labels that keep only the answer (transcript) tokens: ``input_ids`` where ``answer_mask``, else ignored.
+
+    Prompt, template, speech placeholder and padding positions get no loss; include the EOS that ends the answer in
+    the mask so the model learns to stop.
+    """
+    if input_ids.shape != answer_mask.shape:
+        raise ValueError(f"input_ids {tuple(input_ids.shape)} and answer_mask {tuple(answer_mask.shape)} differ")
+    return input_ids.masked_fill(~answer_mask.bool(), ignore_index)
+
+
+def span_mask(starts: Tensor, ends: Tensor, seq_len: int) -> Tensor:
+    """``[B, seq_len]`` bool mask, True on ``[starts[b], ends[b])``: the answer span of each sequence."""
+    pos = torch.arange(seq_len, device=starts.device)
+    return (pos >= starts.unsqueeze(1)) & (pos < ends.unsqueeze(1))
+
+
+# ------------------------------------------------------------------------------------------- the objective
+def combine(losses: dict[str, Tensor], weights: dict[str, float]) -> tuple[Tensor, dict[str, Tensor]]:
+    """Weighted sum of named losses -> ``(total, {"loss/<name>": unweighted, ..., "loss/total": total})``."""
+    if not losses or set(losses) != set(weights):
+        raise ValueError(f"need one weight per loss, got losses {sorted(losses)} and weights {sorted(weights)}")
+    total = sum(weights[k] * v for k, v in losses.items())
+    metrics = {f"loss/{k}": v.detach() for k, v in losses.items()}
+    metrics["loss/total"] = total.detach()
+    return total, metrics
+
+
+class AlignmentObjective(nn.Module):
+    """The configured training objective: contrastive (per-layer InfoNCE) and/or ASR, weighted and summed.
+
+    Returns ``(total, metrics)``; ``total`` is None in ``nonfinite="skip"`` mode when a term is not finite, and the
+    metrics then hold ``nonfinite/<term>`` = 1 (see `check_finite` for what the caller must do).
+    """
+
+    def __init__(self, cfg: LossConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.contrastive = ContrastiveLoss(cfg) if cfg.contrastive_kind else None
+
+    def forward(self, speech_states: dict[int, Tensor] | None = None, speech_mask: Tensor | None = None,
+                text_states: dict[int, Tensor] | None = None, text_mask: Tensor | None = None,
+                logits: Tensor | None = None, labels: Tensor | None = None,
+                keys: list[str] | None = None) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """Computes the terms the objective names; the inputs of the other terms may be omitted.
+
+        Args:
+            speech_states, speech_mask, text_states, text_mask: As for `ContrastiveLoss` (contrastive objectives).
+            logits, labels: As for `asr_loss` (ASR objectives).
+            keys: Sample keys, for error messages.
+        """
+        losses, weights, metrics = {}, {}, {}
+        if self.contrastive is not None:
+            if speech_states is None or speech_mask is None or text_states is None or text_mask is None:
+                raise ValueError(f"objective {self.cfg.objective!r} needs speech and text states and masks")
+            value, metrics = self.contrastive(speech_states, speech_mask, text_states, text_mask, keys)
+            if value is None:
+                return None, {**metrics, "nonfinite/contrastive": torch.ones(())}
+            losses["contrastive"], weights["contrastive"] = value, self.cfg.contrastive_weight
+            if self.cfg.learn_temperature:
+                # Not temperature(): its in-place clamp would bump the version of a tensor the graph may need.
+                metrics["contrastive/temperature"] = torch.exp(-self.contrastive.log_logit_scale.detach())
+        if self.cfg.uses_asr:
+            if logits is None or labels is None:
+                raise ValueError(f"objective {self.cfg.objective!r} needs logits and labels")
+            value = check_finite(asr_loss(logits, labels), "asr", keys, mode=self.cfg.nonfinite)
+            if value is None:
+                return None, {**metrics, "nonfinite/asr": torch.ones(())}
+            losses["asr"], weights["asr"] = value, self.cfg.asr_weight
+        total, loss_metrics = combine(losses, weights)
+        return total, {**metrics, **loss_metrics}

@@ -1,0 +1,134 @@
+"""Sinkhorn InfoNCE similarities: our batched reference vs the paper code's per-pair geomloss loop, same run.
+
+Forward + backward of ``sum(W * S)`` over all B*B (speech, text) pairs, float32, L2-normalised random tokens with ragged
+masks, blur 0.05, scaling 0.5. Three ways:
+
+- ours: ``model.sinkhorn.sinkhorn_divergence_matrix`` (per-pair diameters and schedules, one batched loop);
+- loop: the public code's way, ``SamplesLoss("sinkhorn", p=2, blur, scaling=0.5, debias=True)`` on each pair's
+  un-padded tokens, B*B calls;
+- batched geomloss: one ``SamplesLoss`` call on ``[B*B, N, D]`` / ``[B*B, M, D]`` expanded pair tensors with zero
+  weights on padding. geomloss then uses one diameter (hence one schedule) for the whole batch, measured over all
+  points including padding, so its numbers differ from per-pair semantics; we report by how much.
+
+Run with `make bench`; figures go to BENCHMARKS.md (section "sinkhorn"). Never asserts times, only that ours and the
+loop agree to 1e-4 relative (values and gradients).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+import torch
+from geomloss import SamplesLoss
+
+from model.sinkhorn import sinkhorn_divergence_matrix
+from tests.bench.report import write_section
+
+pytestmark = pytest.mark.bench
+B, N, M, BLUR = 16, 150, 40, 0.05
+DIMS = (640, 4096)
+REPEATS = {"ours": 5, "loop": 3, "batched": 3}
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _inputs(d: int, seed: int = 0):
+    """Speech-like x (50-150 tokens) and text-like y (13-40 tokens), L2-normalised, exact zeros on padding."""
+    g = torch.Generator().manual_seed(seed)
+
+    def sets(length: int):
+        h = torch.randn(B, length, d, generator=g)
+        mask = torch.arange(length)[None] < torch.randint(length // 3, length + 1, (B,), generator=g)[:, None]
+        return (h / h.norm(dim=-1, keepdim=True) * mask[..., None]).to(DEVICE), mask.to(DEVICE)
+
+    x, xm = sets(N)
+    y, ym = sets(M)
+    return x, xm, y, ym, torch.randn(B, B, generator=g).to(DEVICE)
+
+
+def _ours(x, xm, y, ym, w):
+    return sinkhorn_divergence_matrix(x, xm, y, ym, blur=BLUR, scaling=0.5)
+
+
+def _loop(x, xm, y, ym, w):
+    # As the public code: un-pad each set once, then one SamplesLoss call per (i, j) pair.
+    loss = SamplesLoss("sinkhorn", p=2, blur=BLUR, scaling=0.5, debias=True)
+    xs, ys = [x[i][xm[i]] for i in range(B)], [y[j][ym[j]] for j in range(B)]
+    return torch.stack([torch.stack([loss(xs[i], ys[j]) for j in range(B)]) for i in range(B)])
+
+
+def _batched(x, xm, y, ym, w):
+    loss = SamplesLoss("sinkhorn", p=2, blur=BLUR, scaling=0.5, debias=True, backend="tensorized")
+    a = xm.float() / xm.sum(1, keepdim=True)
+    b = ym.float() / ym.sum(1, keepdim=True)
+    xp = x[:, None].expand(B, B, N, x.shape[-1]).reshape(B * B, N, -1)  # pair (i, j) -> row i * B + j
+    yp = y[None].expand(B, B, M, y.shape[-1]).reshape(B * B, M, -1)
+    ap = a[:, None].expand(B, B, N).reshape(B * B, N)
+    bp = b[None].expand(B, B, M).reshape(B * B, M)
+    return loss(ap, xp, bp, yp).view(B, B)
+
+
+def _run(fn, x, xm, y, ym, w):
+    """One forward + backward; returns (seconds, S, grad x, grad y)."""
+    x, y = x.detach().clone().requires_grad_(), y.detach().clone().requires_grad_()
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    s = fn(x, xm, y, ym, w)
+    (s * w).sum().backward()
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, s.detach(), x.grad, y.grad
+
+
+def _median_run(fn, repeats: int, *inputs, warm_up: bool = True):
+    if warm_up:  # allocator, MKL/oneDNN kernels; the loop's B*B calls warm themselves up
+        _run(fn, *inputs)
+    runs = [_run(fn, *inputs) for _ in range(repeats)]
+    return statistics.median(r[0] for r in runs), runs[-1][1:]
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
+
+
+def test_sinkhorn_similarity_speed():
+    rows, checks = [], []
+    for d in DIMS:
+        inputs = _inputs(d)
+        t_ours, (s, gx, gy) = _median_run(_ours, REPEATS["ours"], *inputs)
+        t_loop, (s_loop, gx_loop, gy_loop) = _median_run(_loop, REPEATS["loop"], *inputs, warm_up=False)
+        t_bat, (s_bat, _, _) = _median_run(_batched, REPEATS["batched"], *inputs, warm_up=False)
+        errs = (_rel(s, s_loop), _rel(gx, gx_loop), _rel(gy, gy_loop))
+        checks.append(errs)
+        rows.append(f"| {d} | {1e3 * t_ours:.0f} | {1e3 * t_loop:.0f} | {1e3 * t_bat:.0f} | "
+                    f"**{t_loop / t_ours:.1f}x** | {t_bat / t_ours:.1f}x | {errs[0]:.1e} / {errs[1]:.1e} / "
+                    f"{errs[2]:.1e} | {_rel(s_bat, s_loop):.1e} |")
+        print(rows[-1])
+    body = (
+        f"All B*B = {B * B} (speech, text) pairs, B={B}, speech sets of {N // 3}-{N} tokens, text sets of "
+        f"{M // 3}-{M} tokens (ragged), L2-normalised random float32 tokens, blur {BLUR}, scaling 0.5, debiased; "
+        f"forward + backward of sum(W * S), median of {REPEATS['ours']} (ours) / {REPEATS['loop']} (loop, batched) "
+        f"runs (after one warm-up run for ours), on {DEVICE.type}.\n\n"
+        "- **ours**: `model.sinkhorn.sinkhorn_divergence_matrix` (per-pair diameters and eps schedules, batched).\n"
+        "- **loop**: the paper's public code: geomloss `SamplesLoss(\"sinkhorn\", p=2, blur, scaling=0.5)` called on "
+        "each pair's un-padded tokens (each set un-padded once, as that code does), all pairs timed (no "
+        "extrapolation).\n"
+        "- **batched geomloss**: one `SamplesLoss` call on [B*B, N, D] / [B*B, M, D] expanded pair tensors, zero "
+        "weights on padding. geomloss then takes one diameter for the whole batch (bounding box of all points of "
+        "all sets, padding included), so every pair runs the schedule of that largest diameter and its values "
+        "differ from per-pair semantics (last column).\n\n"
+        "| D | ours ms | loop ms | batched geomloss ms | loop / ours | batched / ours | ours vs loop: rel. err. "
+        "S / dS/dx / dS/dy | batched vs loop: rel. err. S |\n|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n\nRelative error = max |a - b| / max |b| over the matrix (or gradient). Where ours gains: one matmul "
+        "for all B*N x B*M dot products, self costs C(x_i, x_i) once per set instead of once per pair, no per-call "
+        "overhead, no subnormal exps (shifted values below log of the smallest normal float are dropped, which "
+        "leaves every sum unchanged). Where it loses: it works on padded blocks, about 2.1x the exps and 2.3x the "
+        "cross-cost FLOPs of the un-padded loop at these ragged lengths. The issue asks for >= 4x over the loop at "
+        "D=4096. The CPU cores are shared with other jobs, so single runs vary by tens of percent.")
+    write_section("sinkhorn", "Sinkhorn InfoNCE reference vs geomloss", body,
+                  "make bench  (pytest -m bench tests/bench/test_sinkhorn_bench.py)")
+    for errs in checks:
+        assert max(errs) <= 1e-4, errs
