@@ -155,13 +155,15 @@ class SourceCatalog:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def read(self, reader: ShardReader, item: int) -> tuple[str, str, bytes, bytes]:
-        """(key, shard path, audio bytes, json bytes) of one item."""
-        a = self.arrays
-        path = self.paths[a["shard"][item]]
+    def shard_path(self, item: int) -> str:
+        return self.paths[self.arrays["shard"][item]]
+
+    def read(self, reader: ShardReader, item: int) -> tuple[bytes, bytes]:
+        """(audio bytes, json bytes) of one item."""
+        a, path = self.arrays, self.shard_path(item)
         audio = reader.read(path, int(a["audio_offset"][item]), int(a["audio_size"][item]))
         meta = reader.read(path, int(a["json_offset"][item]), int(a["json_size"][item]))
-        return self.keys[item], path, audio, meta
+        return audio, meta
 
 
 class _PlannedBatches(IterableDataset):
@@ -183,12 +185,11 @@ class _PlannedBatches(IterableDataset):
         samples, token_ids, dropped, fixes = [], [], [], Counter()
         for s, item in refs:
             catalog = self.catalogs[s]
-            key, shard = catalog.keys[item], catalog.paths[catalog.arrays["shard"][item]]
             try:
                 sample, ids, sample_fixes = self._load_one(reader, catalog, item)
             except BadSample as exc:
-                dropped.append({"key": key, "shard": shard, "source": catalog.name, "reason": exc.reason,
-                                "detail": exc.detail})
+                dropped.append({"key": catalog.keys[item], "shard": catalog.shard_path(item), "source": catalog.name,
+                                "reason": exc.reason, "detail": exc.detail})
                 continue
             fixes.update(sample_fixes)
             samples.append(sample)
@@ -200,7 +201,7 @@ class _PlannedBatches(IterableDataset):
         return batch
 
     def _load_one(self, reader: ShardReader, catalog: SourceCatalog, item: int):
-        key, _, audio_bytes, meta_bytes = catalog.read(reader, item)
+        audio_bytes, meta_bytes = catalog.read(reader, item)
         try:
             meta = json.loads(meta_bytes)
         except ValueError as exc:
@@ -221,7 +222,7 @@ class _PlannedBatches(IterableDataset):
             ids = self.tokenizer.encode(text)
             if len(ids) > self.cfg.max_text_tokens:
                 raise BadSample("text_too_long", f"{len(ids)} tokens > max_text_tokens={self.cfg.max_text_tokens}")
-        return LoadedSample(key, catalog.name, audio.samples, text, meta), ids, fixes
+        return LoadedSample(catalog.keys[item], catalog.name, audio.samples, text, meta), ids, fixes
 
 
 FILTER_REASONS = frozenset({"text_too_long"})  # dropped by policy, not evidence of broken data

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoTokenizer, HubertConfig, HubertModel, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from data.stream import StreamConfig, StreamLoader
 from model.encoders import EncoderConfig, build_encoder
@@ -17,6 +17,7 @@ from model.llm import LLMConfig, load_llm
 from model.losses import AlignmentObjective, LossConfig
 from model.projectors import ProjectorConfig, build_projector
 from model.speech_llm import SpeechLLM
+from tests.model.test_encoders import tiny_hubert
 
 TEMPLATE = ("{{ bos_token }}{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} </s>{% endfor %}"
             "{% if add_generation_prompt %}assistant :{% endif %}")
@@ -26,10 +27,7 @@ def _speech_llm(tokenizer_dir) -> SpeechLLM:
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     tok.chat_template = TEMPLATE
-    hubert = HubertModel(HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                                      conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-                                      feat_extract_norm="layer", do_stable_layer_norm=True))
-    encoder = build_encoder(EncoderConfig(), model=hubert)
+    encoder = build_encoder(EncoderConfig(), model=tiny_hubert("layer"))  # layer norm, as hubert-large
     projector = build_projector(ProjectorConfig(hidden=32, heads=2, ffn=64, layers=2), encoder.dim, 48,
                                 encoder.frame_rate)
     llama = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=48, intermediate_size=96,

@@ -10,8 +10,6 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     Gemma3ForCausalLM,
     Gemma3TextConfig,
-    HubertConfig,
-    HubertModel,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
@@ -23,6 +21,7 @@ from model.encoders import EncoderConfig, build_encoder
 from model.llm import LLMConfig, decoder_of, llm_hidden_states, load_llm, position_ids_from_mask
 from model.projectors import ProjectorConfig, build_projector
 from model.speech_llm import IGNORE_INDEX, SpeechLLM
+from tests.model.test_encoders import tiny_hubert
 
 SPECIAL = ["<pad>", "<unk>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|end|>"]
 WORDS = ("Can you transcribe this audio ? Listen to the and answer question : quick brown fox jumps over a lazy dog "
@@ -60,11 +59,7 @@ def tiny_llm(arch: str, vocab: int):
 
 def build(arch: str = "llama", projector: str = "linear", chat_template: bool = True, **llm_kwargs) -> SpeechLLM:
     torch.manual_seed(0)
-    hubert = HubertModel(HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                                      conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-                                      feat_extract_norm="layer", do_stable_layer_norm=True,  # as hubert-large
-                                      hidden_dropout=0.1, layerdrop=0.1, mask_time_prob=0.2))
-    encoder = build_encoder(EncoderConfig(), model=hubert)
+    encoder = build_encoder(EncoderConfig(), model=tiny_hubert("layer"))  # layer norm, as hubert-large
     proj_cfg = ProjectorConfig(kind=projector, downsample=4, hidden=32, heads=2, ffn=64, layers=1)
     proj = build_projector(proj_cfg, encoder.dim, HIDDEN, encoder.frame_rate)
     tok = tiny_tokenizer(chat_template)
