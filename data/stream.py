@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from data.audio import TARGET_SAMPLE_RATE, BadSample, decode_audio
@@ -316,9 +317,12 @@ class StreamLoader:
     def __iter__(self):
         self.dataset.start_state = self.position
         workers = self.cfg.num_workers
+        # Own generator: DataLoader draws its workers' base seed from it when iterated; from the global RNG that
+        # draw would shift the trainer's dropout / position-shift stream depending on when iteration starts.
         loader = DataLoader(self.dataset, batch_size=None, num_workers=workers,
                             prefetch_factor=self.cfg.prefetch_factor if workers else None,
-                            multiprocessing_context="fork" if workers else None)
+                            multiprocessing_context="fork" if workers else None,
+                            generator=torch.Generator().manual_seed(self.cfg.seed))
         expected = (self.position["epoch"], self.position["batch"])
         for batch in loader:
             info = batch.pop("_stream")

@@ -55,6 +55,9 @@ class LLMConfig:
     instruction does not contain it."""
     max_new_tokens: int = 256
     """Default generation length for `SpeechLLM.generate`."""
+    early_stop: bool = True
+    """Stop the LLM forward after the deepest requested layer (saves the layers above it). The trainer turns it
+    off under DeepSpeed ZeRO-3, whose parameter fetch/release hooks expect every started module to finish."""
 
     def __post_init__(self):
         if isinstance(self.layers, str):
@@ -206,7 +209,8 @@ class _StopForward(Exception):
 
 
 def llm_hidden_states(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None,
-                      layers: Sequence[int], position_ids: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+                      layers: Sequence[int], position_ids: torch.Tensor | None = None,
+                      early_stop: bool = True) -> dict[int, torch.Tensor]:
     """HF ``output_hidden_states`` at the requested indices, running decoder layers only up to the deepest one.
 
     Design: we call the HF decoder's own forward (so embedding scaling, rotary tables, causal / sliding-window /
@@ -216,8 +220,8 @@ def llm_hidden_states(model: nn.Module, inputs_embeds: torch.Tensor, attention_m
     must keep per-layer config lists such as Gemma3's ``layer_types`` consistent, and makes HF apply the final norm
     to an intermediate layer (it ties the last captured state to ``last_hidden_state``), which is wrong for index < L.
     Hooks leave the model untouched; they are removed in ``finally``. Gradients flow to ``inputs_embeds``.
-    (An aborted forward is fine for plain modules; DeepSpeed ZeRO-3 parameter partitioning of the frozen LLM would
-    see an incomplete trace, which is one more reason the LLM is kept outside the DeepSpeed engine.)
+    An aborted forward is fine for plain modules, but DeepSpeed ZeRO-3 releases a module's gathered parameters in a
+    forward hook that an exception skips: pass ``early_stop=False`` there (the hooks then only capture).
 
     Args:
         model: HF causal LM (or its base decoder).
@@ -225,6 +229,7 @@ def llm_hidden_states(model: nn.Module, inputs_embeds: torch.Tensor, attention_m
         attention_mask: [B, S] 1/True on real tokens (left or right padding), or None.
         layers: hidden-state indices in [0, L] (see `resolve_layers`).
         position_ids: [B, S]; None lets HF use 0..S-1 (see `position_ids_from_mask` for padding-independent ids).
+        early_stop: stop after the deepest requested layer (else run the whole decoder and only capture).
 
     Returns:
         {index: [B, S, D] hidden state}.
@@ -238,13 +243,13 @@ def llm_hidden_states(model: nn.Module, inputs_embeds: torch.Tensor, attention_m
 
     def grab_input(_module, args, kwargs):
         captured[0] = args[0] if args else kwargs["hidden_states"]
-        if deepest == 0:
+        if deepest == 0 and early_stop:
             raise _StopForward
 
     def grab_output(index: int):
         def hook(_module, _args, output):
             captured[index] = output[0] if isinstance(output, tuple) else output
-            if index == deepest:
+            if index == deepest and early_stop:
                 raise _StopForward
         return hook
 

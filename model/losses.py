@@ -266,7 +266,8 @@ class ContrastiveLoss(nn.Module):
         if self.kind not in ("cos", "wasser"):
             raise ValueError(f"objective {cfg.objective!r} has no contrastive term; pass kind='cos' or 'wasser'")
         # CLIP parameterisation: log of the logit scale 1/temperature, so the optimiser works on a log scale.
-        self.log_logit_scale = (nn.Parameter(torch.tensor(math.log(1 / cfg.temperature)))
+        # Shape [1], not a 0-dim scalar: DeepSpeed broadcasts parameters as bytes, which 0-dim tensors cannot be.
+        self.log_logit_scale = (nn.Parameter(torch.tensor([math.log(1 / cfg.temperature)]))
                                 if cfg.learn_temperature else None)
 
     def temperature(self) -> Tensor | float:
@@ -279,7 +280,7 @@ class ContrastiveLoss(nn.Module):
             return self.cfg.temperature
         with torch.no_grad():
             self.log_logit_scale.clamp_(0.0, math.log(MAX_LOGIT_SCALE))
-        return torch.exp(-self.log_logit_scale)
+        return torch.exp(-self.log_logit_scale[0])
 
     def forward(self, speech_states: dict[int, Tensor], speech_mask: Tensor, text_states: dict[int, Tensor],
                 text_mask: Tensor, keys: list[str] | None = None) -> tuple[Tensor | None, dict[str, Tensor]]:
@@ -405,13 +406,21 @@ def asr_loss(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX) -
     that is still attached to the graph, so distributed backward stays in step on every rank.
 
     Args:
-        logits: ``[B, L, V]`` LLM output over the full input sequence.
-        labels: ``[B, L]`` token ids at answer positions, ``ignore_index`` elsewhere (see `answer_labels`).
+        logits: ``[B, L, V]`` LLM output over the full input sequence, or ``[M, V]`` logits already gathered at
+            the M positions that predict a target (`SpeechLLM.answer_logits`).
+        labels: ``[B, L]`` token ids at answer positions, ``ignore_index`` elsewhere (see `answer_labels`); with
+            ``[M, V]`` logits, the ``[M]`` targets themselves (no shift).
         ignore_index: Label of positions without a target.
 
     Returns:
         Scalar mean over this batch's target tokens.
     """
+    if logits.dim() == 2:  # gathered answer positions: already aligned with their targets
+        if labels.shape != logits.shape[:1]:
+            raise ValueError(f"gathered logits {tuple(logits.shape)} need [M] targets, got {tuple(labels.shape)}")
+        if logits.shape[0] == 0:
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), labels)
     if logits.shape[:2] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} do not match labels {tuple(labels.shape)}")
     targets = labels[:, 1:]  # position t predicts token t + 1
@@ -483,7 +492,7 @@ class AlignmentObjective(nn.Module):
             losses["contrastive"], weights["contrastive"] = value, self.cfg.contrastive_weight
             if self.cfg.learn_temperature:
                 # Not temperature(): its in-place clamp would bump the version of a tensor the graph may need.
-                metrics["contrastive/temperature"] = torch.exp(-self.contrastive.log_logit_scale.detach())
+                metrics["contrastive/temperature"] = torch.exp(-self.contrastive.log_logit_scale.detach()[0])
         if self.cfg.uses_asr:
             if logits is None or labels is None:
                 raise ValueError(f"objective {self.cfg.objective!r} needs logits and labels")

@@ -117,12 +117,16 @@ class SpeechLLM(nn.Module):
             return None
         return torch.randint(0, self.cfg.position_shift_max + 1, (batch_size,))
 
-    def _states(self, embeds: torch.Tensor, mask: torch.Tensor, layers, shift) -> HiddenStates:
+    def states_from_embeds(self, embeds: torch.Tensor, mask: torch.Tensor, layers=None, shift=None) -> HiddenStates:
+        """LLM hidden states at `layers` (default ``cfg.layers``) of an embedded sequence; ``shift`` None draws the
+        training position shift. The building block of the two methods below, public so that the trainer can time
+        encoder, projector and LLM separately."""
         layers = self.layers if layers is None else resolve_layers(layers, self.num_layers)
         if shift is None:
             shift = self.draw_position_shift(embeds.shape[0])
         position_ids = position_ids_from_mask(mask, None if shift is None else torch.as_tensor(shift).to(mask.device))
-        return llm_hidden_states(self.llm, embeds, mask, layers, position_ids=position_ids)
+        return llm_hidden_states(self.llm, embeds, mask, layers, position_ids=position_ids,
+                                 early_stop=self.cfg.early_stop)
 
     def speech_hidden_states(self, audio: torch.Tensor, audio_mask: torch.Tensor,
                              layers: str | Sequence[int] | None = None,
@@ -140,7 +144,7 @@ class SpeechLLM(nn.Module):
             ``({layer: [B, N, D]}, mask [B, N])``.
         """
         embeds, mask = self.speech_embeds(audio, audio_mask)
-        return self._states(embeds, mask, layers, position_shift), mask
+        return self.states_from_embeds(embeds, mask, layers, position_shift), mask
 
     @torch.no_grad()
     def text_hidden_states(self, text_ids: torch.Tensor, text_mask: torch.Tensor,
@@ -153,7 +157,7 @@ class SpeechLLM(nn.Module):
         """
         text_mask = text_mask.bool()
         embeds = self.llm.get_input_embeddings()(text_ids)
-        return self._states(embeds, text_mask, layers, position_shift), text_mask
+        return self.states_from_embeds(embeds, text_mask, layers, position_shift), text_mask
 
     def paired_hidden_states(self, audio, audio_mask, text_ids, text_mask, layers=None):
         """Speech and text hidden states for contrastive training, drawing the position shift once per sample when

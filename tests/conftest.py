@@ -40,6 +40,32 @@ def make_manifest(root: Path, n: int, seed: int = 0, prefix: str = "utt", lang: 
     return manifest
 
 
+def make_word_tone_manifest(root: Path, n: int, seed: int = 0, vocab: int = 10, word_s: float = 0.25,
+                            sample_rate: int = 16_000) -> Path:
+    """`n` utterances in a learnable toy language: each of `vocab` words is a tone of its own pitch, a sentence of
+    2-5 words is their tones in a row (plus noise), the transcript names the words. New seeds give new sentences
+    over the same words, so held-out retrieval can only rise above chance if the projector learns the words."""
+    rng = np.random.default_rng(seed)
+    words = WORDS[:vocab]
+    freqs = 180.0 * 1.25 ** np.arange(vocab)  # well apart on a log scale, all below 8 kHz
+    audio_dir = root / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    manifest = root / "manifest.jsonl"
+    t = np.arange(int(word_s * sample_rate)) / sample_rate
+    ramp = np.minimum(1, np.minimum(t, t[::-1]) / 0.02)  # no clicks between words
+    with open(manifest, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            idx = rng.choice(vocab, size=int(rng.integers(2, 6)), replace=False)
+            x = np.concatenate([0.4 * ramp * np.sin(2 * np.pi * freqs[j] * t) for j in idx])
+            x = x + 0.02 * rng.standard_normal(len(x))
+            uid = f"tone{seed}-{i:05d}"
+            sf.write(audio_dir / f"{uid}.flac", x.astype(np.float32), sample_rate, subtype="PCM_16")
+            rec = {"id": uid, "audio": f"audio/{uid}.flac", "text": " ".join(words[j] for j in idx), "lang": "en",
+                   "duration": round(len(x) / sample_rate, 3)}
+            fh.write(json.dumps(rec) + "\n")
+    return manifest
+
+
 def make_shard_set(root: Path, n: int, seed: int = 0, prefix: str = "utt", max_samples: int = 25, **kw) -> Path:
     """Manifest + shards under root; returns the shard-set directory."""
     from data.prepare import build_from_manifest

@@ -209,3 +209,16 @@ def test_missing_shards_above_threshold_fail_at_start(tmp_path, shard_set):
         (root / name).unlink()
     with pytest.raises(DataQualityError, match="shard-000000.tar is missing.*re-run data.prepare"):
         StreamLoader(_cfg(root, max_bad_fraction=0.1))
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_iterating_leaves_the_global_rng_alone(shard_set, workers):
+    """The trainer's dropout / position-shift stream must not depend on when the data iterator starts (resume)."""
+    import torch
+
+    loader = StreamLoader(StreamConfig(sources=[{"path": str(shard_set)}], batch_size=4, num_workers=workers))
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    next(iter(loader))
+    assert torch.equal(torch.rand(3), expected)

@@ -233,3 +233,21 @@ def test_hooks_removed_after_early_stop():
         llm_hidden_states(model, embeds, mask, [0])
     after = [len(layer._forward_hooks) + len(layer._forward_pre_hooks) for layer in decoder_of(model).layers]
     assert before == after
+
+
+def test_without_early_stop_every_layer_runs_and_states_agree():
+    """early_stop=False (ZeRO-3): the same states, but the decoder runs to the end instead of aborting."""
+    model = tiny_llm("llama")
+    n = num_llm_layers(model)
+    embeds, mask = padded_batch("right")
+    with torch.no_grad():
+        stopped = llm_hidden_states(model, embeds, mask, [0, 2])
+        counts, handles = _count_calls(model)
+        try:
+            full = llm_hidden_states(model, embeds, mask, [0, 2], early_stop=False)
+        finally:
+            for h in handles:
+                h.remove()
+    assert sorted(full) == [0, 2]
+    assert all(torch.equal(stopped[i], full[i]) for i in (0, 2))
+    assert all(counts[j] == 1 for j in range(n)) and counts["norm"] == 1

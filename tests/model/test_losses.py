@@ -164,7 +164,7 @@ def test_learned_temperature_gets_gradient_and_is_clamped():
     sim = cosine_similarity_matrix(speech[0], sm, text[0], tm).detach()
     h = 1e-6
     numeric = (info_nce(sim, math.exp(-(theta.item() + h))) - info_nce(sim, math.exp(-(theta.item() - h)))) / (2 * h)
-    torch.testing.assert_close(theta.grad, numeric, rtol=1e-5, atol=1e-8)
+    torch.testing.assert_close(theta.grad[0], numeric, rtol=1e-5, atol=1e-8)
     with torch.no_grad():
         theta.fill_(math.log(1000.0))  # past the CLIP bound: clamped in place to scale 100
     torch.testing.assert_close(loss_fn.temperature(), torch.tensor(1 / MAX_LOGIT_SCALE, dtype=torch.float64))
@@ -194,6 +194,19 @@ def test_asr_loss_equals_hand_shifted_cross_entropy():
     predicts_answer = torch.zeros(2, 6, dtype=torch.bool)
     predicts_answer[:, :-1] = answer[:, 1:]
     assert not logits.grad[~predicts_answer].any() and logits.grad[predicts_answer].abs().sum(-1).all()
+
+
+def test_asr_loss_on_gathered_answer_positions_equals_full_logits():
+    """[M, V] logits at the positions that predict a target (SpeechLLM.answer_logits) give the same loss."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 6, 11, generator=g)
+    labels = torch.full((2, 6), -100)
+    labels[0, 3:5], labels[1, 2:6] = torch.tensor([4, 7]), torch.tensor([1, 2, 3, 9])
+    keep = labels[:, 1:] != -100
+    gathered = asr_loss(logits[:, :-1][keep], labels[:, 1:][keep])
+    torch.testing.assert_close(gathered, asr_loss(logits, labels))
+    with pytest.raises(ValueError, match="targets"):
+        asr_loss(logits[:, :-1][keep], labels)
 
 
 def test_asr_loss_without_targets_is_zero_and_attached():

@@ -1,0 +1,126 @@
+"""DeepSpeed engine over the projector: the JSON files in ds_configs/ plus the numbers the dataclasses own.
+
+``ds_configs/*.json`` hold only what DeepSpeed alone decides (ZeRO stage, offload, precision). Micro-batch size,
+gradient accumulation, clipping and the world size are written in by `deepspeed_config`, so a recipe's batch size
+is stated once (``data.batch_size``) and cannot disagree with the engine's. The optimiser and the schedule are
+ours (train/optim.py) and are handed to DeepSpeed as objects.
+
+The whole training module (encoder, projector, LLM, objective) goes into the engine, but only the trainable
+parameters go to the optimiser: at ZeRO-1/2 the frozen weights simply sit on the device, at ZeRO-3 DeepSpeed
+partitions them too (an LLM that does not fit one GPU), and the checkpoint excludes them either way.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = ["EngineConfig", "deepspeed_config", "resolve_ds_config_path", "build_engine", "DS_CONFIG_DIR"]
+
+log = logging.getLogger(__name__)
+
+DS_CONFIG_DIR = Path(__file__).resolve().parents[1] / "ds_configs"
+# Keys that belong to the training dataclasses; a JSON that sets them would be a second source of truth.
+_OWNED_KEYS = ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
+               "gradient_clipping", "optimizer", "scheduler")
+_PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+@dataclass
+class EngineConfig:
+    ds_config: str = "zero2"
+    """DeepSpeed JSON: a name in ds_configs/ (zero1, zero2, zero3, zero2_offload, zero3_offload) or a path."""
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """Compute precision of the engine: auto = the JSON's setting (bf16) on GPU and fp32 on CPU, where bf16 matmuls
+    are slow and exact-resume tests want plain fp32."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step (paper: 2)."""
+
+    def __post_init__(self):
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
+        if self.grad_accum < 1:
+            raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
+        resolve_ds_config_path(self.ds_config)  # fail at config time, not after the models are loaded
+
+
+def resolve_ds_config_path(name_or_path: str) -> Path:
+    """A ds_configs/ name (with or without .json) or an existing path."""
+    path = Path(name_or_path)
+    if path.suffix == ".json" and path.is_file():
+        return path
+    bundled = DS_CONFIG_DIR / (path.name if path.suffix == ".json" else f"{name_or_path}.json")
+    if bundled.is_file():
+        return bundled
+    names = sorted(p.stem for p in DS_CONFIG_DIR.glob("*.json"))
+    raise ValueError(f"DeepSpeed config {name_or_path!r} is neither a file nor one of ds_configs/: {names}")
+
+
+def deepspeed_config(cfg: EngineConfig, micro_batch_size: int, clip_grad_norm: float, world_size: int,
+                     cuda: bool | None = None) -> dict:
+    """The full DeepSpeed config: the JSON's ZeRO/offload/precision plus batch, accumulation and clipping.
+
+    Args:
+        cfg: engine settings (which JSON, precision override, accumulation).
+        micro_batch_size: samples per rank per forward (the data config's batch_size).
+        clip_grad_norm: global gradient-norm clip (0 = off).
+        world_size: number of ranks.
+        cuda: whether training runs on GPUs; default: ``torch.cuda.is_available()``.
+
+    Raises:
+        ValueError: the JSON sets a key the dataclasses own, or is not valid JSON.
+    """
+    path = resolve_ds_config_path(cfg.ds_config)
+    try:
+        base = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    if owned := [k for k in _OWNED_KEYS if k in base]:
+        raise ValueError(f"{path} sets {owned}: batch size, accumulation, clipping, optimiser and schedule come "
+                         f"from the training config (data.batch_size, engine.grad_accum, optim.*); remove them")
+    ds = copy.deepcopy(base)
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    precision = cfg.precision
+    if precision == "auto":
+        json_precision = "bf16" if ds.get("bf16", {}).get("enabled") else (
+            "fp16" if ds.get("fp16", {}).get("enabled") else "fp32")
+        precision = json_precision if cuda else "fp32"
+    ds["bf16"] = {"enabled": precision == "bf16"}
+    ds["fp16"] = {"enabled": precision == "fp16", **({"initial_scale_power": 16} if precision == "fp16" else {})}
+    if not cuda:  # pinned host memory needs a CUDA driver
+        for key in ("offload_optimizer", "offload_param"):
+            if key in ds.get("zero_optimization", {}):
+                ds["zero_optimization"][key]["pin_memory"] = False
+    ds.update(train_micro_batch_size_per_gpu=micro_batch_size, gradient_accumulation_steps=cfg.grad_accum,
+              train_batch_size=micro_batch_size * cfg.grad_accum * world_size, gradient_clipping=clip_grad_norm,
+              zero_allow_untested_optimizer=True, steps_per_print=10**9, wall_clock_breakdown=False)
+    return ds
+
+
+def zero_stage(ds: dict) -> int:
+    return int(ds.get("zero_optimization", {}).get("stage", 0))
+
+
+def build_engine(module: nn.Module, optimizer: torch.optim.Optimizer, scheduler, ds: dict):
+    """Wraps `module` in a DeepSpeed engine that steps `optimizer` (over the trainable parameters only).
+
+    Call after `train.distributed.setup()`. Returns the engine; ``engine.module`` is `module`.
+    """
+    import deepspeed
+
+    trainable = [p for group in optimizer.param_groups for p in group["params"]]
+    engine, *_ = deepspeed.initialize(model=module, optimizer=optimizer, lr_scheduler=scheduler,
+                                      model_parameters=trainable, config=ds, dist_init_required=False)
+    n_train = sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in trainable)
+    log.info("DeepSpeed engine: ZeRO-%d, %s, %d trainable parameters, micro-batch %d x accumulation %d x %d ranks",
+             zero_stage(ds), "bf16" if ds["bf16"]["enabled"] else "fp16" if ds["fp16"]["enabled"] else "fp32",
+             n_train, ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"],
+             ds["train_batch_size"] // (ds["train_micro_batch_size_per_gpu"] * ds["gradient_accumulation_steps"]))
+    return engine

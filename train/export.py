@@ -1,0 +1,110 @@
+"""The projector alone, as safetensors + JSON: what finetuning starts from and what a team shares.
+
+    python -m train.export runs/demo/checkpoints/step_00000300 exported/      # copy a checkpoint's projector
+    projector, meta = load_projector("exported/")                           # rebuild it for finetuning
+
+Every checkpoint carries ``projector.safetensors`` and ``projector.json`` (the ProjectorConfig, its input/output
+widths, the encoder and LLM it was trained against, the step), written by rank 0 after gathering ZeRO-3 partitions.
+The learned temperature, when there is one, is saved next to the projector weights under ``objective.*`` keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from model.projectors import Projector, ProjectorConfig, build_projector
+from train import distributed as tdist
+
+__all__ = ["export_projector", "load_projector", "WEIGHTS", "META"]
+
+WEIGHTS = "projector.safetensors"
+META = "projector.json"
+
+
+def _gathered(params: list[nn.Parameter]):
+    """ZeRO-3 keeps each parameter partitioned across ranks; gather the full tensors for reading (collective)."""
+    if params and hasattr(params[0], "ds_id"):
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+    return nullcontext()
+
+
+def export_projector(module: nn.Module, out_dir: str | Path, meta: dict) -> Path | None:
+    """Writes the trainable weights of `module` (PretrainModule or a bare projector) to `out_dir`.
+
+    Collective under ZeRO-3 (every rank must call it); only rank 0 writes. Keys drop the ``speech_llm.projector.``
+    prefix so that `load_projector` loads them straight into a fresh projector.
+    """
+    from safetensors.torch import save_file
+
+    named = [(k, p) for k, p in module.named_parameters() if p.requires_grad]
+    with _gathered([p for _, p in named]):
+        if not tdist.is_main():
+            return None
+        tensors = {_short(k): p.detach().to("cpu", torch.float32).contiguous().clone() for k, p in named}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out / WEIGHTS), metadata={"format": "pt"})
+    (out / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return out
+
+
+def _short(key: str) -> str:
+    for prefix in ("speech_llm.projector.", "projector."):
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
+
+
+def load_projector(path: str | Path, device: str | torch.device = "cpu") -> tuple[Projector, dict]:
+    """Rebuilds an exported projector: ``(projector with the saved weights, metadata)``."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not (path / WEIGHTS).is_file() or not (path / META).is_file():
+        raise FileNotFoundError(f"{path} holds no exported projector ({WEIGHTS} + {META}); export one with "
+                                f"`python -m train.export CHECKPOINT_DIR OUT_DIR`")
+    meta = json.loads((path / META).read_text())
+    projector = build_projector(ProjectorConfig(**meta["projector"]), meta["in_dim"], meta["out_dim"],
+                                meta["frame_rate"])
+    weights = {k: v for k, v in load_file(str(path / WEIGHTS)).items() if not k.startswith("objective.")}
+    try:
+        missing, unexpected = projector.load_state_dict(weights, strict=False)
+    except RuntimeError as e:  # same names, other shapes (torch raises even with strict=False)
+        raise ValueError(f"{path / WEIGHTS} does not match its projector.json: {e}") from e
+    if missing or unexpected:
+        raise ValueError(f"{path / WEIGHTS} does not match its projector.json: missing {missing}, "
+                         f"unexpected {unexpected}")
+    return projector.to(device), meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, help="a step_XXXXXXXX checkpoint directory (or an export)")
+    parser.add_argument("out", type=Path, help="directory to write projector.safetensors + projector.json into")
+    args = parser.parse_args(argv)
+    try:
+        projector, meta = load_projector(args.checkpoint)  # validates before copying
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS, META):
+        shutil.copy2(args.checkpoint / name, args.out / name)
+    n = sum(p.numel() for p in projector.parameters())
+    print(f"exported {meta['projector']['kind']} projector ({n:,} parameters, step {meta.get('step')}) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The pretraining loop: micro-batches -> DeepSpeed steps -> metrics, held-out evaluation, checkpoints.
+
+Step boundaries are the only places where the loop evaluates, checkpoints or stops, so a checkpoint always holds
+a whole number of optimizer steps, and N steps + resume + N steps replays exactly the same batches, dropout masks
+and position shifts as 2N uninterrupted steps (the data position and every RNG are in the checkpoint).
+
+A preemption signal (SIGTERM, SIGUSR1: what Slurm sends before a time limit or requeue) only sets a flag; the
+ranks agree on it at the next boundary (one all-reduce), save a checkpoint and return "preempted".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from train import distributed as tdist
+from train.checkpoint import Checkpointer, rng_state, set_rng_state
+
+__all__ = ["LoopConfig", "Trainer", "STOP_SIGNALS"]
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+@dataclass
+class LoopConfig:
+    max_steps: int = 0
+    """Optimizer steps to train (0: derive from `epochs`)."""
+    epochs: float = 5.0
+    """Passes over the training data when max_steps is 0 (paper: 5)."""
+    log_every: int = 10
+    """Print a progress line every N steps (metrics.jsonl and TensorBoard get every step)."""
+    profile: bool = False
+    """Synchronise the GPU around each stage so the per-stage timings in the metrics are exact."""
+    max_consecutive_skips: int = 20
+    """With loss.nonfinite=skip: stop when this many micro-batches in a row had a non-finite loss."""
+
+    def __post_init__(self):
+        if self.max_steps < 0 or self.epochs < 0:
+            raise ValueError(f"max_steps and epochs must be >= 0, got {self.max_steps}, {self.epochs}")
+        if self.max_steps == 0 and self.epochs == 0:
+            raise ValueError("set train.max_steps or train.epochs (how long to train)")
+        if self.log_every < 1 or self.max_consecutive_skips < 1:
+            raise ValueError("log_every and max_consecutive_skips must be >= 1")
+
+    def total_steps(self, batches_per_epoch: int, grad_accum: int) -> int:
+        if self.max_steps:
+            return self.max_steps
+        return max(1, math.ceil(self.epochs * batches_per_epoch / grad_accum))
+
+
+class Trainer:
+    """Runs the loop on every rank. All collaborators are built by `train.pretrain`; see `run`."""
+
+    def __init__(self, cfg: LoopConfig, engine, module, loader, total_steps: int, checkpointer: Checkpointer,
+                 checkpoint_every: int, logger, evaluator=None, eval_every: int = 0, eval_at_start: bool = True,
+                 shared_state: dict | None = None, projector_meta: dict | None = None):
+        self.cfg, self.engine, self.module, self.loader = cfg, engine, module, loader
+        self.total_steps, self.checkpointer, self.checkpoint_every = total_steps, checkpointer, checkpoint_every
+        self.logger, self.evaluator, self.eval_every, self.eval_at_start = logger, evaluator, eval_every, eval_at_start
+        self.shared = dict(shared_state or {})
+        self.projector_meta = projector_meta or {}
+        self.step, self.samples, self.audio_seconds, self.tokens, self.skipped = 0, 0, 0.0, 0, 0
+        self.last_eval: dict[str, float] = {}
+        self._stop = False
+        self._rng: dict | None = None
+        self.sample_rate = loader.cfg.sample_rate
+
+    # ------------------------------------------------------------------------------------------ state
+    def state(self) -> tuple[dict, dict]:
+        shared = {**self.shared, "samples": self.samples, "audio_hours": self.audio_seconds / 3600,
+                  "tokens": self.tokens, "skipped_micro_batches": self.skipped, "total_steps": self.total_steps}
+        return shared, {"data": self.loader.state_dict(), "rng": rng_state()}
+
+    def restore(self, shared: dict, local: dict) -> None:
+        """Counters and data position from a checkpoint; call `restore_rng` after the data iterator exists."""
+        self.step = int(shared["step"])
+        self.samples, self.tokens = int(shared["samples"]), int(shared["tokens"])
+        self.audio_seconds, self.skipped = float(shared["audio_hours"]) * 3600, int(shared["skipped_micro_batches"])
+        self.loader.load_state_dict(local["data"])
+        self._rng = local["rng"]
+
+    def save(self) -> None:
+        shared, local = self.state()
+        self.checkpointer.save(self.engine, self.module, self.step, shared, local,
+                               {**self.projector_meta, "step": self.step})
+
+    # ------------------------------------------------------------------------------------------ loop
+    def _on_signal(self, signum, _frame) -> None:
+        log.warning("received %s: checkpointing at the next step boundary", signal.Signals(signum).name)
+        self._stop = True
+
+    def run(self) -> str:
+        """Trains to `total_steps`; returns "finished" or "preempted" (checkpoint saved either way)."""
+        previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
+        try:
+            return self._run()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _run(self) -> str:
+        it = iter(self.loader)  # draws nothing from the global RNG (the loader has its own generator)
+        if self._rng is not None:  # a resumed run continues the exact stream of dropout masks and position shifts
+            set_rng_state(self._rng)
+        self.module.train()
+        if self.evaluator is not None and self.step == 0 and self.eval_at_start:
+            self._evaluate()
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not tdist.is_main(), desc="pretrain",
+                   unit="step", dynamic_ncols=True, mininterval=2.0)
+        saved_at = self.step
+        try:
+            while self.step < self.total_steps:
+                if tdist.all_reduce_max(float(self._stop)):
+                    log.warning("stopping at step %d for preemption", self.step)
+                    if saved_at != self.step:
+                        self.save()
+                    return "preempted"
+                row = self._train_step(it)
+                self.step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss/total']:.3f}", refresh=False)
+                self.logger.log_step(self.step, row)
+                if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
+                    self._print(row)
+                due = self.eval_every and self.step % self.eval_every == 0
+                if self.evaluator is not None and (due or self.step == self.total_steps):
+                    self._evaluate()
+                if self.step == self.total_steps or (self.checkpoint_every and
+                                                     self.step % self.checkpoint_every == 0):
+                    self.save()
+                    saved_at = self.step
+        finally:
+            bar.close()
+        return "finished"
+
+    def _train_step(self, it) -> dict:
+        start = time.perf_counter()
+        accum = self.engine.gradient_accumulation_steps()
+        lr = self.engine.optimizer.param_groups[0]["lr"]
+        sums: dict[str, float] = defaultdict(float)
+        counts = torch.zeros(4, dtype=torch.float64)  # samples, audio seconds, speech tokens, text tokens
+        waits = backward = optim = 0.0
+        done = skipped_in_row = 0
+        while done < accum:
+            t = time.perf_counter()
+            batch = next(it)
+            waits += time.perf_counter() - t
+            total, metrics = self.engine(batch)
+            if tdist.all_reduce_max(float(total is None)):  # every rank skips together or none does
+                self.skipped += 1
+                skipped_in_row += 1
+                log.warning("non-finite loss at step %d (batch %s...): micro-batch skipped (%d so far)",
+                            self.step + 1, batch["keys"][:3], self.skipped)
+                if skipped_in_row >= self.cfg.max_consecutive_skips:
+                    raise FloatingPointError(f"{skipped_in_row} micro-batches in a row had a non-finite loss: "
+                                             f"lower optim.lr, check the data named above, or use loss.nonfinite="
+                                             f"raise to stop at the first one")
+                continue
+            t = time.perf_counter()
+            self.engine.backward(total)
+            backward += time.perf_counter() - t
+            t = time.perf_counter()
+            self.engine.step()
+            optim += time.perf_counter() - t
+            done += 1
+            for k, v in metrics.items():
+                if not k.startswith("count/"):
+                    sums[k] += float(v) / accum
+            counts += torch.tensor([batch["size"], float(batch["audio_lengths"].sum()) / self.sample_rate,
+                                    float(metrics.get("count/speech_tokens", 0)),
+                                    float(metrics.get("count/text_tokens", 0))], dtype=torch.float64)
+        keys = sorted(sums)
+        packed = torch.cat([torch.tensor([sums[k] for k in keys], dtype=torch.float64), counts])
+        packed = tdist.all_reduce_sum(packed)
+        world = tdist.discover().world_size
+        means = dict(zip(keys, (packed[: len(keys)] / world).tolist()))
+        samples, seconds, speech_tokens, text_tokens = packed[len(keys):].tolist()
+        self.samples += int(samples)
+        self.audio_seconds += seconds
+        self.tokens += int(speech_tokens + text_tokens)
+        elapsed = time.perf_counter() - start
+        grad_norm = self.engine.get_global_grad_norm()
+        row = {**means, "lr": lr, "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+               "epoch": self.loader.epoch, "samples": self.samples, "audio_hours": self.audio_seconds / 3600,
+               "step_time_s": elapsed, "audio_hours_per_s": seconds / 3600 / elapsed,
+               "tokens_per_s": (speech_tokens + text_tokens) / elapsed, "skipped_micro_batches": self.skipped}
+        timings = {"data_wait": waits, "backward": backward, "optimizer": optim, **self.module.pop_timings()}
+        row.update({f"time/{k}_s": v for k, v in timings.items()})
+        return row
+
+    def _print(self, row: dict) -> None:
+        if not tdist.is_main():
+            return
+        layers = " ".join(f"{k.split('/')[1].replace('layer_', 'L')}={v:.3f}" for k, v in row.items()
+                          if k.startswith(("cos/layer_", "wasser/layer_")))
+        tqdm.write(f"step {self.step}/{self.total_steps} | loss {row['loss/total']:.4f} [{layers}] | "
+                   f"lr {row['lr']:.2e} | grad {row['grad_norm']:.3f} | {row['step_time_s']:.2f} s/step | "
+                   f"{row['audio_hours_per_s'] * 3600:.1f} audio s/s ({row['audio_hours_per_s']:.4f} h/s) | "
+                   f"{row['tokens_per_s']:.0f} tok/s | data wait {row['time/data_wait_s']:.2f} s")
+
+    def _evaluate(self) -> None:
+        metrics = self.evaluator.evaluate(self.module, self.step)
+        self.last_eval = metrics
+        self.logger.log_eval(self.step, metrics)
+        if tdist.is_main():
+            r1 = " ".join(f"{k.rsplit('/', 1)[1].replace('layer_', 'L')}={v:.3f}" for k, v in metrics.items()
+                          if k.startswith("eval/r@1/layer_"))
+            kind = "cos" if any(k.startswith("eval/cos/") for k in metrics) else "wasser"
+            loss = sum(v for k, v in metrics.items() if k.startswith(f"eval/{kind}/layer_"))
+            tqdm.write(f"eval @ step {self.step}: {int(metrics['eval/samples'])} held-out samples | R@1 [{r1}] "
+                       f"mean {metrics['eval/r@1/mean']:.3f} (chance {metrics['eval/chance_r@1']:.3f}) | "
+                       f"R@5 mean {metrics['eval/r@5/mean']:.3f} | test {kind} loss (sum over layers) {loss:.3f}")

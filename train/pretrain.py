@@ -1,0 +1,144 @@
+"""Stage 1: contrastive pretraining of the projector (the main job).
+
+    python -m train.pretrain --config train/configs/demo.yaml [key.sub=value ...]      # one process
+    torchrun --nproc_per_node 8 -m train.pretrain --config train/configs/contr-cos-all.yaml
+    sbatch slurm/pretrain.sh train/configs/contr-cos-all.yaml                           # (or bash, without Slurm)
+
+Resumes automatically from the newest complete checkpoint in ``run_dir``. Exit status 0 when training finished,
+75 (EX_TEMPFAIL) when it stopped on a preemption signal after checkpointing, so a wrapper knows to requeue.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from data.stream import StreamConfig, StreamLoader
+from model.encoders import EncoderConfig
+from model.llm import LLMConfig
+from model.losses import LossConfig
+from model.projectors import ProjectorConfig
+from train import distributed as tdist
+from train.checkpoint import CheckpointConfig, Checkpointer
+from train.config import config_diff, dump_config, parse_cli, to_dict
+from train.engine import EngineConfig, build_engine, deepspeed_config, zero_stage
+from train.heldout import HeldoutConfig, HeldoutEvaluator
+from train.loop import LoopConfig, Trainer
+from train.metrics import MetricsLogger
+from train.optim import OptimConfig, build_optimizer, build_scheduler
+from train.pretrain_model import PretrainModule, build_speech_llm
+
+log = logging.getLogger("train.pretrain")
+EXIT_PREEMPTED = 75
+
+
+@dataclass
+class PretrainConfig:
+    run_dir: str = "runs/pretrain"
+    """Output directory: config.yaml, checkpoints/, metrics.jsonl, eval.jsonl, tensorboard/, plots/, projector/."""
+    seed: int = 0
+    """Seeds the projector initialisation (the data order has its own data.seed)."""
+    asr_prompt: str = "Can you transcribe this audio?"
+    """Instruction of the ASR term for objectives with "asr" (paper's ASR test prompt)."""
+    tensorboard: bool = True
+    """Write TensorBoard scalars to run_dir/tensorboard."""
+    plots: bool = True
+    """Draw PNG plots into run_dir/plots at the end (loss and R@1 per layer, embedding map)."""
+    data: StreamConfig = field(default_factory=StreamConfig)
+    heldout: HeldoutConfig = field(default_factory=HeldoutConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    llm: LLMConfig = field(default_factory=lambda: LLMConfig(name_or_path="meta-llama/Llama-3.1-8B-Instruct"))
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    train: LoopConfig = field(default_factory=LoopConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+
+def _setup_logging(rank: int) -> None:
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s [rank {rank}] %(name)s %(levelname)s %(message)s")
+    for noisy in ("DeepSpeed", "deepspeed", "torch.distributed"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_cli(PretrainConfig, argv, prog="python -m train.pretrain", description=__doc__.split("\n\n")[0])
+    dist_env = tdist.discover()
+    _setup_logging(dist_env.rank)
+    dist_env = tdist.setup()
+    run_dir = Path(cfg.run_dir)
+    if cfg.data.tokenizer is None:  # the text side must be tokenised exactly as the frozen LLM expects
+        cfg.data.tokenizer = cfg.llm.name_or_path
+    if dist_env.is_main:
+        dump_config(cfg, run_dir)
+        log.info("run %s; settings changed from the defaults: %s", run_dir,
+                 {k: v for k, (_, v) in config_diff(cfg).items()})
+
+    torch.manual_seed(cfg.seed)
+    speech_llm = build_speech_llm(cfg.encoder, cfg.projector, cfg.llm, seed=cfg.seed)
+    ds = deepspeed_config(cfg.engine, cfg.data.batch_size, cfg.optim.clip_grad_norm, dist_env.world_size)
+    if zero_stage(ds) == 3:
+        speech_llm.cfg.early_stop = False  # ZeRO-3 hooks must see every started module finish
+    module = PretrainModule(speech_llm, cfg.loss, cfg.asr_prompt, cfg.train.profile)
+    loader = StreamLoader(cfg.data, dist_env.rank, dist_env.world_size, tokenizer=speech_llm.tokenizer)
+    total = cfg.train.total_steps(loader.batches_per_epoch, cfg.engine.grad_accum)
+    optimizer = build_optimizer(module.trainable_parameters(), cfg.optim)
+    engine = build_engine(module, optimizer, build_scheduler(optimizer, cfg.optim, total), ds)
+
+    checkpointer = Checkpointer(run_dir, cfg.checkpoint)
+    resume = tdist.broadcast_object(checkpointer.find_resume_point() if dist_env.is_main else None)
+    evaluator = HeldoutEvaluator(cfg.heldout, cfg.data, cfg.loss, run_dir) if cfg.heldout.enabled else None
+    projector_meta = {"projector": to_dict(cfg.projector), "in_dim": speech_llm.encoder.dim,
+                      "out_dim": speech_llm.hidden_size, "frame_rate": speech_llm.encoder.frame_rate,
+                      "encoder": cfg.encoder.name_or_path, "llm": cfg.llm.name_or_path, "objective": cfg.loss.objective}
+    shared = {"config": to_dict(cfg), "world_size": dist_env.world_size}
+    trainer = Trainer(cfg.train, engine, module, loader, total, checkpointer, cfg.checkpoint.every_steps, None,
+                      evaluator, cfg.heldout.every_steps, cfg.heldout.at_start, shared, projector_meta)
+    if resume is not None:
+        state, local = checkpointer.load(engine, resume)
+        trainer.restore(state, local)
+        log.info("resumed from %s: step %d of %d, %.3f audio hours seen", resume, trainer.step, total,
+                 state["audio_hours"])
+    trainer.logger = MetricsLogger(run_dir, dist_env.is_main, trainer.step if resume else None, cfg.tensorboard)
+    log.info("training %d optimizer steps (%d batches per epoch per rank, accumulation %d, %d ranks)", total,
+             loader.batches_per_epoch, cfg.engine.grad_accum, dist_env.world_size)
+    try:
+        status = trainer.run()
+    finally:
+        trainer.logger.close()
+    if dist_env.is_main:
+        _finish(run_dir, checkpointer, cfg.plots, status)
+    tdist.teardown()
+    return 0 if status == "finished" else EXIT_PREEMPTED
+
+
+def _finish(run_dir: Path, checkpointer: Checkpointer, plots: bool, status: str) -> None:
+    import shutil
+
+    from train.export import META, WEIGHTS
+
+    latest = checkpointer.complete()[-1]
+    out = run_dir / "projector"
+    if status == "finished":
+        out.mkdir(exist_ok=True)
+        for name in (WEIGHTS, META):
+            shutil.copy2(latest / name, out / name)
+    written = []
+    if plots:
+        from eval.plots import make_plots
+
+        written = make_plots(run_dir)
+    log.info("%s. checkpoints: %s (latest %s) | projector: %s | metrics: %s, %s | TensorBoard: tensorboard "
+             "--logdir %s | plots: %s", status, checkpointer.root, latest.name, out if status == "finished" else "-",
+             run_dir / "metrics.jsonl", run_dir / "eval.jsonl", run_dir / "tensorboard",
+             ", ".join(str(p) for p in written) or "-")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
