@@ -48,16 +48,25 @@ lint: install-dev
 bench: install-dev
 	$(PY) -m pytest -q -m bench tests/bench -p no:cacheprovider -s
 
-## The main job end to end on the embedded default. At this stage: synthetic speech (ASR en/ru/de, ST, SQA) ->
-## WebDataset shards -> the streaming loader over the ASR mix (throughput, padding, mix shares, bad-data counts).
+## The main job end to end on the embedded default (train/configs/demo.yaml): synthetic speech (ASR en/ru/de, a
+## held-out set with another seed, ST, SQA) -> WebDataset shards -> tiny random-weight HuBERT + Llama directories ->
+## contrastive pretraining launched through slurm/pretrain.sh without Slurm -> checkpoints, metrics, plots.
 demo: install
-	$(PY) -m data.synth --out $(DEMO_DIR)/corpus --hours 0.15 --langs en,ru,de --st-hours 0.03 --sqa-hours 0.03 \
+	$(PY) -m data.synth --out $(DEMO_DIR)/corpus --hours 0.6 --langs en,ru,de --st-hours 0.03 --sqa-hours 0.03 \
 	  --seed 0 --overwrite
+	$(PY) -m data.synth --out $(DEMO_DIR)/heldout --hours 0.06 --langs en,ru,de --st-hours 0 --sqa-hours 0 \
+	  --seed 1 --overwrite
 	for set in asr-en asr-ru asr-de st sqa; do \
 	  $(PY) -m data.prepare manifest --manifest $(DEMO_DIR)/corpus/$$set/manifest.jsonl \
 	    --out $(DEMO_DIR)/shards/$$set --max-shard-size 8MB --overwrite || exit 1; \
 	done
-	$(PY) -m data.check --config train/configs/demo_stream.yaml --batches 60 --json $(DEMO_DIR)/stream_report.json
+	for lang in en ru de; do \
+	  $(PY) -m data.prepare manifest --manifest $(DEMO_DIR)/heldout/asr-$$lang/manifest.jsonl \
+	    --out $(DEMO_DIR)/shards/heldout-$$lang --overwrite || exit 1; \
+	done
+	$(PY) -m model.tiny --out $(DEMO_DIR)/tiny --manifest $(DEMO_DIR)/corpus/*/manifest.jsonl
+	rm -rf $(DEMO_DIR)/runs/demo
+	PYTHON=$(PY) bash slurm/pretrain.sh train/configs/demo.yaml
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -56,6 +56,8 @@ def resolve_ds_config_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix == ".json" and path.is_file():
         return path
+    if len(path.parts) > 1:  # a path, not a bundled name: never fall back to a bundled file of the same name
+        raise ValueError(f"DeepSpeed config file {name_or_path!r} does not exist")
     bundled = DS_CONFIG_DIR / (path.name if path.suffix == ".json" else f"{name_or_path}.json")
     if bundled.is_file():
         return bundled

@@ -200,8 +200,7 @@ class Trainer:
     def _print(self, row: dict) -> None:
         if not tdist.is_main():
             return
-        layers = " ".join(f"{k.split('/')[1].replace('layer_', 'L')}={v:.3f}" for k, v in row.items()
-                          if k.startswith(("cos/layer_", "wasser/layer_")))
+        layers = _by_layer(row, ("cos/layer_", "wasser/layer_"))
         tqdm.write(f"step {self.step}/{self.total_steps} | loss {row['loss/total']:.4f} [{layers}] | "
                    f"lr {row['lr']:.2e} | grad {row['grad_norm']:.3f} | {row['step_time_s']:.2f} s/step | "
                    f"{row['audio_hours_per_s'] * 3600:.1f} audio s/s ({row['audio_hours_per_s']:.4f} h/s) | "
@@ -212,10 +211,15 @@ class Trainer:
         self.last_eval = metrics
         self.logger.log_eval(self.step, metrics)
         if tdist.is_main():
-            r1 = " ".join(f"{k.rsplit('/', 1)[1].replace('layer_', 'L')}={v:.3f}" for k, v in metrics.items()
-                          if k.startswith("eval/r@1/layer_"))
+            r1 = _by_layer(metrics, ("eval/r@1/layer_",))
             kind = "cos" if any(k.startswith("eval/cos/") for k in metrics) else "wasser"
             loss = sum(v for k, v in metrics.items() if k.startswith(f"eval/{kind}/layer_"))
             tqdm.write(f"eval @ step {self.step}: {int(metrics['eval/samples'])} held-out samples | R@1 [{r1}] "
                        f"mean {metrics['eval/r@1/mean']:.3f} (chance {metrics['eval/chance_r@1']:.3f}) | "
                        f"R@5 mean {metrics['eval/r@5/mean']:.3f} | test {kind} loss (sum over layers) {loss:.3f}")
+
+
+def _by_layer(values: dict, prefixes: tuple[str, ...]) -> str:
+    """``L0=.. L5=.. L10=..`` for the keys with one of `prefixes`, in layer order."""
+    items = sorted((int(k.rsplit("_", 1)[1]), v) for k, v in values.items() if k.startswith(prefixes))
+    return " ".join(f"L{layer}={v:.3f}" for layer, v in items)

@@ -33,7 +33,7 @@ class OptimConfig:
     warmup_steps: int | None = None
     """Warmup length in steps; overrides `warmup_ratio` when set."""
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
-    """Decay after warmup, down to `min_lr_ratio * lr` at the last step."""
+    """Decay after warmup, reaching `min_lr_ratio * lr` when the last step is done."""
     min_lr_ratio: float = 0.0
     """Final learning rate as a fraction of the peak."""
     clip_grad_norm: float = 1.0

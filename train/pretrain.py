@@ -129,6 +129,9 @@ def _finish(run_dir: Path, checkpointer: Checkpointer, plots: bool, status: str)
         out.mkdir(exist_ok=True)
         for name in (WEIGHTS, META):
             shutil.copy2(latest / name, out / name)
+    curve = learning_curve(run_dir)
+    if curve:
+        log.info("learning curve (train loss: mean over the steps since the previous evaluation)\n%s", curve)
     written = []
     if plots:
         from eval.plots import make_plots
@@ -138,6 +141,31 @@ def _finish(run_dir: Path, checkpointer: Checkpointer, plots: bool, status: str)
              "--logdir %s | plots: %s", status, checkpointer.root, latest.name, out if status == "finished" else "-",
              run_dir / "metrics.jsonl", run_dir / "eval.jsonl", run_dir / "tensorboard",
              ", ".join(str(p) for p in written) or "-")
+
+
+def learning_curve(run_dir: Path) -> str:
+    """A text table of training loss, held-out loss and R@1 at each evaluation (what the plots show)."""
+    import json
+
+    def read(name):
+        path = run_dir / name
+        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+
+    steps, evals = read("metrics.jsonl"), read("eval.jsonl")
+    if not evals:
+        return ""
+    kind = "cos" if any(k.startswith("eval/cos/") for k in evals[0]) else "wasser"
+    lines = [f"{'step':>7} {'train loss':>11} {'held-out ' + kind + ' loss':>20} {'R@1 mean':>9} {'R@5 mean':>9}"
+             f" {'chance R@1':>11}"]
+    previous = 0
+    for e in evals:
+        window = [r["loss/total"] for r in steps if previous < r["step"] <= e["step"] and r.get("loss/total")]
+        previous = e["step"]
+        held = sum(v for k, v in e.items() if k.startswith(f"eval/{kind}/layer_") and v is not None)
+        train = f"{sum(window) / len(window):11.4f}" if window else f"{'-':>11}"
+        lines.append(f"{e['step']:>7} {train} {held:20.4f} {e['eval/r@1/mean']:9.3f} {e['eval/r@5/mean']:9.3f}"
+                     f" {e['eval/chance_r@1']:11.3f}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

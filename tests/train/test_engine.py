@@ -61,6 +61,9 @@ def test_resolve_names_and_paths(tmp_path):
     own = tmp_path / "mine.json"
     own.write_text(json.dumps({"zero_optimization": {"stage": 1}}))
     assert resolve_ds_config_path(str(own)) == own
+    assert resolve_ds_config_path(str(DS_CONFIG_DIR / "zero1.json")) == DS_CONFIG_DIR / "zero1.json"
+    with pytest.raises(ValueError, match="does not exist"):  # a mistyped path never becomes the bundled file
+        resolve_ds_config_path(str(tmp_path / "typo" / "zero3.json"))
 
 
 @pytest.mark.parametrize("name", ["zero4", "nonexistent.json", "ds_configs"])

@@ -236,3 +236,17 @@ def test_sigterm_checkpoints_at_the_next_step_and_resume_is_exact(tone_world):
     assert len(ckpts) == 1 and ckpts[0] != "step_00000008", ckpts
     run(config)
     assert_same_run(straight, stopped)
+
+
+def test_slurm_script_runs_without_slurm(tone_world):
+    """`bash slurm/pretrain.sh CONFIG key=value` outside Slurm: a single-node launch of the same job."""
+    run_dir = tone_world["root"] / "script"
+    config = write_config(tone_world, run_dir, heldout={"sources": []}, train={"max_steps": 2},
+                          checkpoint={"every_steps": 0})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    proc = subprocess.run(["bash", "slurm/pretrain.sh", str(config), "optim.lr=1e-3"], cwd=REPO, capture_output=True,
+                          text=True, env={**env, "PYTHON": sys.executable, "NPROC": "1"}, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "no Slurm; one process" in proc.stdout
+    assert len(rows(run_dir / "metrics.jsonl")) == 2 and rows(run_dir / "metrics.jsonl")[0]["lr"] > 0
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["optim"]["lr"] == 1e-3
