@@ -67,7 +67,7 @@ def test_pretrain_step_profile(tmp_path):
 
     names = list(results)
     header = "| stage | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
-    lines = [f"| step time (s) | " + " | ".join(f"{results[n]['step']:.3f}" for n in names) + " |",
+    lines = ["| step time (s) | " + " | ".join(f"{results[n]['step']:.3f}" for n in names) + " |",
              "| audio hours / s | " + " | ".join(f"{results[n]['audio_h_per_s']:.4f}" for n in names) + " |",
              "| tokens / s (speech + text) | " + " | ".join(f"{results[n]['tokens_per_s']:.0f}" for n in names) + " |"]
     for stage in results[names[0]]["stages"]:
