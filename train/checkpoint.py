@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from train import distributed as tdist
+from train.export import export_projector
 
 __all__ = ["CheckpointConfig", "Checkpointer", "rng_state", "set_rng_state", "write_atomic", "STATE_FILE"]
 
@@ -154,9 +155,7 @@ class Checkpointer:
                 shutil.rmtree(path)
         tdist.barrier()
         engine.save_checkpoint(str(self.root), tag=tag, save_latest=False, exclude_frozen_parameters=True)
-        from train.export import export_projector  # here: export imports safetensors and DeepSpeed helpers
-
-        export_projector(module, path, projector_meta)
+        export_projector(module, path, projector_meta)  # collective under ZeRO-3
         locals_ = tdist.all_gather_object(local)
         tdist.barrier()  # every rank's shard is on disk
         if tdist.is_main():
@@ -182,15 +181,15 @@ class Checkpointer:
     def load(self, engine, path: Path) -> tuple[dict, dict]:
         """Restores engine state from `path`; returns ``(shared state, this rank's local state)``."""
         state = json.loads((path / STATE_FILE).read_text())
-        rank, world = tdist.discover().rank, len(state["ranks"])
-        if world != tdist.discover().world_size:
-            raise ValueError(f"{path} was written by {world} ranks, this job has {tdist.discover().world_size}: "
-                             f"exact resume needs the same number of ranks (the data order is split per rank)")
+        here, saved = tdist.discover(), len(state["ranks"])
+        if saved != here.world_size:
+            raise ValueError(f"{path} was written by {saved} ranks, this job has {here.world_size}: exact resume "
+                             f"needs the same number of ranks (the data order is split per rank)")
         load_path, _ = engine.load_checkpoint(str(path.parent), tag=path.name, load_module_strict=False,
                                               load_optimizer_states=True, load_lr_scheduler_states=True)
         if load_path is None:
             raise RuntimeError(f"DeepSpeed could not load the checkpoint in {path}")
-        return state, state["ranks"][rank]
+        return state, state["ranks"][here.rank]
 
 
 def _size(path: Path) -> int:

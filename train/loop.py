@@ -81,7 +81,8 @@ class Trainer:
         return shared, {"data": self.loader.state_dict(), "rng": rng_state()}
 
     def restore(self, shared: dict, local: dict) -> None:
-        """Counters and data position from a checkpoint; call `restore_rng` after the data iterator exists."""
+        """Counters and data position from a checkpoint; the RNG state is applied in `run`, once the data iterator
+        exists."""
         self.step = int(shared["step"])
         self.samples, self.tokens = int(shared["samples"]), int(shared["tokens"])
         self.audio_seconds, self.skipped = float(shared["audio_hours"]) * 3600, int(shared["skipped_micro_batches"])

@@ -97,25 +97,41 @@ def main(argv: list[str] | None = None) -> int:
     projector_meta = {"projector": to_dict(cfg.projector), "in_dim": speech_llm.encoder.dim,
                       "out_dim": speech_llm.hidden_size, "frame_rate": speech_llm.encoder.frame_rate,
                       "encoder": cfg.encoder.name_or_path, "llm": cfg.llm.name_or_path, "objective": cfg.loss.objective}
-    shared = {"config": to_dict(cfg), "world_size": dist_env.world_size}
-    trainer = Trainer(cfg.train, engine, module, loader, total, checkpointer, cfg.checkpoint.every_steps, None,
-                      evaluator, cfg.heldout.every_steps, cfg.heldout.at_start, shared, projector_meta)
+    state = local = None
     if resume is not None:
         state, local = checkpointer.load(engine, resume)
-        trainer.restore(state, local)
-        log.info("resumed from %s: step %d of %d, %.3f audio hours seen", resume, trainer.step, total,
+        log.info("resumed from %s: step %d of %d, %.3f audio hours seen", resume, state["step"], total,
                  state["audio_hours"])
-    trainer.logger = MetricsLogger(run_dir, dist_env.is_main, trainer.step if resume else None, cfg.tensorboard)
+        if changed := _changed_settings(state["config"], to_dict(cfg)):
+            log.warning("settings differ from the checkpoint's run (the resumed run uses the new ones): %s", changed)
+    logger = MetricsLogger(run_dir, dist_env.is_main, state["step"] if state else None, cfg.tensorboard)
+    trainer = Trainer(cfg.train, engine, module, loader, total, checkpointer, cfg.checkpoint.every_steps, logger,
+                      evaluator, cfg.heldout.every_steps, cfg.heldout.at_start,
+                      {"config": to_dict(cfg), "world_size": dist_env.world_size}, projector_meta)
+    if state is not None:
+        trainer.restore(state, local)
     log.info("training %d optimizer steps (%d batches per epoch per rank, accumulation %d, %d ranks)", total,
              loader.batches_per_epoch, cfg.engine.grad_accum, dist_env.world_size)
     try:
         status = trainer.run()
     finally:
-        trainer.logger.close()
+        logger.close()
     if dist_env.is_main:
         _finish(run_dir, checkpointer, cfg.plots, status)
     tdist.teardown()
     return 0 if status == "finished" else EXIT_PREEMPTED
+
+
+def _changed_settings(before: dict, now: dict, prefix: str = "") -> dict:
+    """``{"optim.lr": (old, new), ...}`` for leaves that differ between two config dicts."""
+    out = {}
+    for key in sorted(set(before) | set(now)):
+        a, b = before.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.update(_changed_settings(a, b, f"{prefix}{key}."))
+        elif a != b:
+            out[f"{prefix}{key}"] = (a, b)
+    return out
 
 
 def _finish(run_dir: Path, checkpointer: Checkpointer, plots: bool, status: str) -> None:

@@ -250,3 +250,23 @@ def test_slurm_script_runs_without_slurm(tone_world):
     assert "no Slurm; one process" in proc.stdout
     assert len(rows(run_dir / "metrics.jsonl")) == 2 and rows(run_dir / "metrics.jsonl")[0]["lr"] > 0
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["optim"]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("ds_config", ["zero2_offload", "zero3_offload"])
+def test_offload_run_resumed_from_an_explicit_checkpoint_is_exact(tone_world, ds_config):
+    """CPU-offload variants train, and `checkpoint.resume=PATH` continues another run's checkpoint exactly."""
+    root = tone_world["root"] / ds_config
+    straight, branch = root / "straight", root / "branch"
+    root.mkdir()
+    sections = {"engine": {"ds_config": ds_config, "grad_accum": 1}, "train": {"max_steps": 6},
+                "checkpoint": {"every_steps": 3, "keep_last": 0}, "heldout": {"every_steps": 3}}
+    run(write_config(tone_world, straight, **sections))
+    start = straight / "checkpoints" / "step_00000003"
+    log = run(write_config(tone_world, branch, **{**sections, "checkpoint": {"every_steps": 3, "resume": str(start)}}))
+    assert f"resumed from {start}" in log
+    assert "settings differ from the checkpoint's run" in log and "'checkpoint.resume'" in log
+    wa, wb = projector_weights(straight), projector_weights(branch)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    later = [r for r in rows(straight / "metrics.jsonl") if r["step"] > 3]
+    assert [(r["step"], r["loss/total"]) for r in rows(branch / "metrics.jsonl")] == \
+        [(r["step"], r["loss/total"]) for r in later]
