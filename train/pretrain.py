@@ -161,13 +161,9 @@ def _finish(run_dir: Path, checkpointer: Checkpointer, plots: bool, status: str)
 
 def learning_curve(run_dir: Path) -> str:
     """A text table of training loss, held-out loss and R@1 at each evaluation (what the plots show)."""
-    import json
+    from eval.plots import read_jsonl
 
-    def read(name):
-        path = run_dir / name
-        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
-
-    steps, evals = read("metrics.jsonl"), read("eval.jsonl")
+    steps, evals = (read_jsonl(run_dir / n) if (run_dir / n).is_file() else [] for n in ("metrics.jsonl", "eval.jsonl"))
     if not evals:
         return ""
     kind = "cos" if any(k.startswith("eval/cos/") for k in evals[0]) else "wasser"

@@ -118,7 +118,7 @@ def trained(tone_world) -> Path:
                           data={"batch_size": 16},
                           heldout={"max_samples": 48, "batch_size": 16, "every_steps": 40},
                           train={"max_steps": 120, "log_every": 40}, checkpoint={"every_steps": 60})
-    run(config)
+    (run_dir / "test-output.log").write_text(run(config))
     return run_dir
 
 
@@ -154,6 +154,11 @@ def test_metrics_tensorboard_plots_and_export(trained):
     projector, meta = load_projector(trained / "projector")
     assert meta["step"] == 120 and meta["projector"]["kind"] == "mlp"
     assert (trained / "config.yaml").is_file()
+    log = (trained / "test-output.log").read_text()
+    curve = log[log.index("learning curve"):].splitlines()[1:6]
+    assert curve[0].split()[:3] == ["step", "train", "loss"] and [c.split()[0] for c in curve[1:]] == \
+        ["0", "40", "80", "120"]
+    assert "step 120/120 | loss" in log and "eval @ step 120" in log  # progress lines
 
 
 def test_checkpoint_holds_no_frozen_weights(trained, tone_world):
