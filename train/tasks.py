@@ -1,0 +1,145 @@
+"""Finetuning tasks: which task a sample belongs to, its chat prompt and the answer the LLM must produce.
+
+Test prompts are the paper's (../shared/DESIGN.md): ASR "Can you transcribe this audio?", SQA "Listen to the audio
+and answer this question: <question>", ST "Can you translate this audio from <source> into <target>?". Training
+samples a prompt from a per-task list, ST prompts also written in the target language (the paper's fr/it/es/de
+variants), so the projector does not overfit one wording.
+
+Sampling is a pure function of (seed, epoch, sample key): no global RNG is touched, so resumed runs draw the same
+prompts and the same ST target languages as uninterrupted ones, whatever the number of ranks or workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["TaskConfig", "TaskExample", "TASKS", "LANGUAGE_NAMES", "task_of", "training_example", "eval_examples"]
+
+TASKS = ("asr", "st", "sqa")
+LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "ru": "Russian"}
+
+TEST_PROMPTS = {
+    "asr": "Can you transcribe this audio?",
+    "st": "Can you translate this audio from {source} into {target}?",
+    "sqa": "Listen to the audio and answer this question: {question}",
+}
+TRAIN_PROMPTS = {
+    "asr": ["Can you transcribe this audio?", "Transcribe the speech.", "What is being said in this recording?",
+            "Write down exactly what the speaker says.", "Please provide a transcript of this audio."],
+    "st": ["Can you translate this audio from {source} into {target}?", "Translate the speech into {target}.",
+           "What does the speaker say, in {target}?", "Please translate this {source} recording into {target}."],
+    "sqa": ["Listen to the audio and answer this question: {question}",
+            "Answer the question about the recording: {question}",
+            "Based on what you hear, {question}", "{question} Answer from the audio."],
+}
+# ST prompts written in the target language (paper: fr/it/es/de variants of the test prompt).
+TRAIN_PROMPTS_IN_TARGET = {
+    "de": "Kannst du dieses Audio vom Englischen ins Deutsche übersetzen?",
+    "fr": "Peux-tu traduire cet audio de l'anglais vers le français ?",
+    "es": "¿Puedes traducir este audio del inglés al español?",
+    "it": "Puoi tradurre questo audio dall'inglese all'italiano?",
+}
+
+
+@dataclass
+class TaskConfig:
+    st_targets: list[str] = field(default_factory=lambda: ["de", "fr", "es", "it"])
+    """ST target languages to train on (each ST sample draws one that it has a translation for)."""
+    st_test_targets: list[str] = field(default_factory=lambda: ["de"])
+    """ST target languages to evaluate (one test example per sample and target)."""
+    target_language_prompts: float = 0.25
+    """Share of ST training prompts written in the target language instead of English."""
+    seed: int = 0
+    """Seeds prompt and target sampling (together with the epoch and the sample key)."""
+
+    def __post_init__(self):
+        for name in ("st_targets", "st_test_targets"):
+            unknown = [t for t in getattr(self, name) if t not in LANGUAGE_NAMES]
+            if unknown or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty list of {sorted(LANGUAGE_NAMES)}, got "
+                                 f"{getattr(self, name)}")
+        if not 0 <= self.target_language_prompts <= 1:
+            raise ValueError(f"target_language_prompts must be in [0, 1], got {self.target_language_prompts}")
+
+
+@dataclass(frozen=True)
+class TaskExample:
+    task: Literal["asr", "st", "sqa"]
+    prompt: str
+    """The instruction (the speech placeholder is added by SpeechLLM)."""
+    answer: str
+    """What the LLM must produce: transcript, translation or answer span."""
+    target: str | None = None
+    """ST target language code."""
+
+
+def task_of(meta: dict) -> str:
+    """The sample's task from its manifest fields ("task", else inferred; plain transcripts are ASR)."""
+    task = meta.get("task")
+    if task in TASKS:
+        return task
+    if "question" in meta and "answer" in meta:
+        return "sqa"
+    return "st" if meta.get("translations") else "asr"
+
+
+def _rng(seed: int, epoch: int, key: str) -> random.Random:
+    digest = hashlib.sha256(f"{seed}:{epoch}:{key}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "little"))
+
+
+def _require(meta: dict, key: str, fields: tuple[str, ...]) -> None:
+    missing = [f for f in fields if not meta.get(f)]
+    if missing:
+        raise ValueError(f"sample {key!r} has no {missing} for its task {task_of(meta)!r}; fix its manifest entry")
+
+
+def _source_name(meta: dict) -> str:
+    return LANGUAGE_NAMES.get(meta.get("lang", "en"), meta.get("lang", "English"))
+
+
+def training_example(meta: dict, transcript: str, key: str, epoch: int, cfg: TaskConfig) -> TaskExample:
+    """A sampled prompt and the answer for one training sample.
+
+    Args:
+        meta: the sample's manifest fields (batch["meta"][i]).
+        transcript: its transcript (batch["texts"][i]: ASR answer; for SQA the spoken passage, unused).
+        key: the sample key; with `epoch` and `cfg.seed` it fixes every random choice.
+    """
+    rng = _rng(cfg.seed, epoch, key)
+    task = task_of(meta)
+    if task == "asr":
+        if not transcript:
+            raise ValueError(f"sample {key!r} has an empty transcript")
+        return TaskExample("asr", rng.choice(TRAIN_PROMPTS["asr"]), transcript)
+    if task == "sqa":
+        _require(meta, key, ("question", "answer"))
+        prompt = rng.choice(TRAIN_PROMPTS["sqa"]).format(question=meta["question"])
+        return TaskExample("sqa", prompt, meta["answer"])
+    _require(meta, key, ("translations",))
+    targets = [t for t in cfg.st_targets if meta["translations"].get(t)]
+    if not targets:
+        raise ValueError(f"ST sample {key!r} has no translation into any of st_targets={cfg.st_targets}")
+    target = rng.choice(targets)
+    if target in TRAIN_PROMPTS_IN_TARGET and rng.random() < cfg.target_language_prompts:
+        prompt = TRAIN_PROMPTS_IN_TARGET[target]
+    else:
+        prompt = rng.choice(TRAIN_PROMPTS["st"]).format(source=_source_name(meta), target=LANGUAGE_NAMES[target])
+    return TaskExample("st", prompt, meta["translations"][target], target)
+
+
+def eval_examples(meta: dict, transcript: str, key: str, cfg: TaskConfig) -> list[TaskExample]:
+    """The fixed test prompt(s) and references of one sample (ST: one per `st_test_targets` it has)."""
+    task = task_of(meta)
+    if task == "asr":
+        return [TaskExample("asr", TEST_PROMPTS["asr"], transcript)]
+    if task == "sqa":
+        _require(meta, key, ("question", "answer"))
+        return [TaskExample("sqa", TEST_PROMPTS["sqa"].format(question=meta["question"]), meta["answer"])]
+    _require(meta, key, ("translations",))
+    return [TaskExample("st", TEST_PROMPTS["st"].format(source=_source_name(meta), target=LANGUAGE_NAMES[t]),
+                        meta["translations"][t], t)
+            for t in cfg.st_test_targets if meta["translations"].get(t)]
