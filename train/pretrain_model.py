@@ -21,7 +21,7 @@ from model.losses import AlignmentObjective, LossConfig
 from model.projectors import ProjectorConfig, build_projector
 from model.speech_llm import SpeechLLM
 
-__all__ = ["build_speech_llm", "PretrainModule", "STAGES"]
+__all__ = ["build_speech_llm", "PretrainModule", "StageTimer", "STAGES"]
 
 STAGES = ("encoder", "projector", "llm_speech", "llm_text", "llm_asr", "loss")
 
@@ -38,33 +38,12 @@ def build_speech_llm(encoder_cfg: EncoderConfig, projector_cfg: ProjectorConfig,
     return SpeechLLM(encoder, projector, llm, tokenizer, llm_cfg)
 
 
-class PretrainModule(nn.Module):
-    """SpeechLLM and the objective as one module, so that DeepSpeed sees every parameter (ZeRO-3 partitions the
-    frozen ones) and the learned temperature, when configured, trains with the projector.
+class StageTimer:
+    """Mixin for training modules: wall time per named stage of the forward, collected by the trainer each step."""
 
-    Args:
-        speech_llm: the model.
-        loss_cfg: objective settings.
-        asr_prompt: instruction of the ASR term (objectives with "asr"); the transcript is the answer.
-        profile: synchronise CUDA around each stage so the stage timings are exact.
-    """
-
-    def __init__(self, speech_llm: SpeechLLM, loss_cfg: LossConfig, asr_prompt: str = "Can you transcribe this audio?",
-                 profile: bool = False):
-        super().__init__()
-        self.speech_llm = speech_llm
-        self.objective = AlignmentObjective(loss_cfg)
-        self.asr_prompt = asr_prompt
+    def _init_timer(self, profile: bool) -> None:
         self.profile = profile
         self.timings: dict[str, float] = defaultdict(float)
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
-
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Names and values of the trainable tensors only (what checkpoints and exports hold)."""
-        names = {id(p) for p in self.trainable_parameters()}
-        return {k: v for k, v in self.named_parameters() if id(v) in names}
 
     @contextmanager
     def _timed(self, stage: str):
@@ -80,6 +59,29 @@ class PretrainModule(nn.Module):
     def pop_timings(self) -> dict[str, float]:
         out, self.timings = dict(self.timings), defaultdict(float)
         return out
+
+
+class PretrainModule(StageTimer, nn.Module):
+    """SpeechLLM and the objective as one module, so that DeepSpeed sees every parameter (ZeRO-3 partitions the
+    frozen ones) and the learned temperature, when configured, trains with the projector.
+
+    Args:
+        speech_llm: the model.
+        loss_cfg: objective settings.
+        asr_prompt: instruction of the ASR term (objectives with "asr"); the transcript is the answer.
+        profile: synchronise CUDA around each stage so the stage timings are exact.
+    """
+
+    def __init__(self, speech_llm: SpeechLLM, loss_cfg: LossConfig, asr_prompt: str = "Can you transcribe this audio?",
+                 profile: bool = False):
+        super().__init__()
+        self._init_timer(profile)
+        self.speech_llm = speech_llm
+        self.objective = AlignmentObjective(loss_cfg)
+        self.asr_prompt = asr_prompt
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
 
     def forward(self, batch: dict) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
         """One micro-batch: ``(total loss or None when a non-finite loss is skipped, metrics)``.
