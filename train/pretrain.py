@@ -10,31 +10,25 @@ Resumes automatically from the newest complete checkpoint in ``run_dir``. Exit s
 
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import torch
-
-from data.stream import StreamConfig, StreamLoader
+from data.stream import StreamConfig
 from model.encoders import EncoderConfig
 from model.llm import LLMConfig
 from model.losses import LossConfig
 from model.projectors import ProjectorConfig
 from train import distributed as tdist
-from train.checkpoint import CheckpointConfig, Checkpointer
-from train.config import config_diff, dump_config, parse_cli, to_dict
-from train.engine import EngineConfig, build_engine, deepspeed_config, zero_stage
+from train.checkpoint import CheckpointConfig
+from train.config import parse_cli
+from train.engine import EngineConfig
 from train.heldout import HeldoutConfig, HeldoutEvaluator
-from train.loop import LoopConfig, Trainer
-from train.metrics import MetricsLogger
-from train.optim import OptimConfig, build_optimizer, build_scheduler
-from train.pretrain_model import PretrainModule, build_speech_llm
+from train.loop import LoopConfig
+from train.optim import OptimConfig
+from train.pretrain_model import PretrainModule
+from train.runner import EXIT_PREEMPTED, learning_curve, run_job, setup_logging
 
-log = logging.getLogger("train.pretrain")
-EXIT_PREEMPTED = 75
-
+__all__ = ["PretrainConfig", "main", "EXIT_PREEMPTED", "learning_curve"]
 
 @dataclass
 class PretrainConfig:
@@ -60,124 +54,16 @@ class PretrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
-def _setup_logging(rank: int) -> None:
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
-                        format=f"%(asctime)s [rank {rank}] %(name)s %(levelname)s %(message)s")
-    for noisy in ("DeepSpeed", "deepspeed", "torch.distributed"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_cli(PretrainConfig, argv, prog="python -m train.pretrain", description=__doc__.split("\n\n")[0])
-    dist_env = tdist.discover()
-    _setup_logging(dist_env.rank)
-    dist_env = tdist.setup()
-    run_dir = Path(cfg.run_dir)
-    if cfg.data.tokenizer is None:  # the text side must be tokenised exactly as the frozen LLM expects
-        cfg.data.tokenizer = cfg.llm.name_or_path
-    if dist_env.is_main:
-        dump_config(cfg, run_dir)
-        log.info("run %s; settings changed from the defaults: %s", run_dir,
-                 {k: v for k, (_, v) in config_diff(cfg).items()})
+    setup_logging(tdist.discover().rank)
 
-    torch.manual_seed(cfg.seed)
-    speech_llm = build_speech_llm(cfg.encoder, cfg.projector, cfg.llm, seed=cfg.seed)
-    ds = deepspeed_config(cfg.engine, cfg.data.batch_size, cfg.optim.clip_grad_norm, dist_env.world_size)
-    if zero_stage(ds) == 3:
-        speech_llm.cfg.early_stop = False  # ZeRO-3 hooks must see every started module finish
-    module = PretrainModule(speech_llm, cfg.loss, cfg.asr_prompt, cfg.train.profile)
-    loader = StreamLoader(cfg.data, dist_env.rank, dist_env.world_size, tokenizer=speech_llm.tokenizer)
-    total = cfg.train.total_steps(loader.batches_per_epoch, cfg.engine.grad_accum)
-    optimizer = build_optimizer(module.trainable_parameters(), cfg.optim)
-    engine = build_engine(module, optimizer, build_scheduler(optimizer, cfg.optim, total), ds)
+    def evaluator(run_dir):
+        return HeldoutEvaluator(cfg.heldout, cfg.data, cfg.loss, run_dir) if cfg.heldout.enabled else None
 
-    checkpointer = Checkpointer(run_dir, cfg.checkpoint)
-    resume = tdist.broadcast_object(checkpointer.find_resume_point() if dist_env.is_main else None)
-    evaluator = HeldoutEvaluator(cfg.heldout, cfg.data, cfg.loss, run_dir) if cfg.heldout.enabled else None
-    projector_meta = {"projector": to_dict(cfg.projector), "in_dim": speech_llm.encoder.dim,
-                      "out_dim": speech_llm.hidden_size, "frame_rate": speech_llm.encoder.frame_rate,
-                      "encoder": cfg.encoder.name_or_path, "llm": cfg.llm.name_or_path, "objective": cfg.loss.objective}
-    state = local = None
-    if resume is not None:
-        state, local = checkpointer.load(engine, resume)
-        log.info("resumed from %s: step %d of %d, %.3f audio hours seen", resume, state["step"], total,
-                 state["audio_hours"])
-        if changed := _changed_settings(state["config"], to_dict(cfg)):
-            log.warning("settings differ from the checkpoint's run (the resumed run uses the new ones): %s", changed)
-    logger = MetricsLogger(run_dir, dist_env.is_main, state["step"] if state else None, cfg.tensorboard)
-    trainer = Trainer(cfg.train, engine, module, loader, total, checkpointer, cfg.checkpoint.every_steps, logger,
-                      evaluator, cfg.heldout.every_steps, cfg.heldout.at_start,
-                      {"config": to_dict(cfg), "world_size": dist_env.world_size}, projector_meta)
-    if state is not None:
-        trainer.restore(state, local)
-    log.info("training %d optimizer steps (%d batches per epoch per rank, accumulation %d, %d ranks)", total,
-             loader.batches_per_epoch, cfg.engine.grad_accum, dist_env.world_size)
-    try:
-        status = trainer.run()
-    finally:
-        logger.close()
-    if dist_env.is_main:
-        _finish(run_dir, checkpointer, cfg.plots, status)
-    tdist.teardown()
-    return 0 if status == "finished" else EXIT_PREEMPTED
-
-
-def _changed_settings(before: dict, now: dict, prefix: str = "") -> dict:
-    """``{"optim.lr": (old, new), ...}`` for leaves that differ between two config dicts."""
-    out = {}
-    for key in sorted(set(before) | set(now)):
-        a, b = before.get(key), now.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.update(_changed_settings(a, b, f"{prefix}{key}."))
-        elif a != b:
-            out[f"{prefix}{key}"] = (a, b)
-    return out
-
-
-def _finish(run_dir: Path, checkpointer: Checkpointer, plots: bool, status: str) -> None:
-    import shutil
-
-    from train.export import META, WEIGHTS
-
-    latest = checkpointer.complete()[-1]
-    out = run_dir / "projector"
-    if status == "finished":
-        out.mkdir(exist_ok=True)
-        for name in (WEIGHTS, META):
-            shutil.copy2(latest / name, out / name)
-    curve = learning_curve(run_dir)
-    if curve:
-        log.info("learning curve (train loss: mean over the steps since the previous evaluation)\n%s", curve)
-    written = []
-    if plots:
-        from eval.plots import make_plots
-
-        written = make_plots(run_dir)
-    log.info("%s. checkpoints: %s (latest %s) | projector: %s | metrics: %s, %s | TensorBoard: tensorboard "
-             "--logdir %s | plots: %s", status, checkpointer.root, latest.name, out if status == "finished" else "-",
-             run_dir / "metrics.jsonl", run_dir / "eval.jsonl", run_dir / "tensorboard",
-             ", ".join(str(p) for p in written) or "-")
-
-
-def learning_curve(run_dir: Path) -> str:
-    """A text table of training loss, held-out loss and R@1 at each evaluation (what the plots show)."""
-    from eval.plots import read_jsonl
-
-    steps, evals = (read_jsonl(run_dir / n) if (run_dir / n).is_file() else [] for n in ("metrics.jsonl", "eval.jsonl"))
-    if not evals:
-        return ""
-    kind = "cos" if any(k.startswith("eval/cos/") for k in evals[0]) else "wasser"
-    lines = [f"{'step':>7} {'train loss':>11} {'held-out ' + kind + ' loss':>20} {'R@1 mean':>9} {'R@5 mean':>9}"
-             f" {'chance R@1':>11}"]
-    previous = 0
-    for e in evals:
-        window = [r["loss/total"] for r in steps if previous < r["step"] <= e["step"] and r.get("loss/total")]
-        previous = e["step"]
-        held = sum(v for k, v in e.items() if k.startswith(f"eval/{kind}/layer_") and v is not None)
-        train = f"{sum(window) / len(window):11.4f}" if window else f"{'-':>11}"
-        lines.append(f"{e['step']:>7} {train} {held:20.4f} {e['eval/r@1/mean']:9.3f} {e['eval/r@5/mean']:9.3f}"
-                     f" {e['eval/chance_r@1']:11.3f}")
-    return "\n".join(lines)
+    return run_job(cfg, lambda speech_llm: PretrainModule(speech_llm, cfg.loss, cfg.asr_prompt, cfg.train.profile),
+                   evaluator, eval_every=cfg.heldout.every_steps, eval_at_start=cfg.heldout.at_start,
+                   objective=cfg.loss.objective)
 
 
 if __name__ == "__main__":

@@ -222,3 +222,19 @@ def test_iterating_leaves_the_global_rng_alone(shard_set, workers):
     torch.manual_seed(123)
     next(iter(loader))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_subset_fraction_is_a_deterministic_key_subset(shard_set):
+    full = StreamLoader(StreamConfig(sources=[{"path": str(shard_set)}], batch_size=4, num_workers=0))
+    cfg = StreamConfig(sources=[{"path": str(shard_set)}], batch_size=4, num_workers=0, subset_fraction=0.25)
+    part, again = StreamLoader(cfg), StreamLoader(cfg)
+    keys = set(part.catalogs[0].keys)
+    assert keys == set(again.catalogs[0].keys) and keys < set(full.catalogs[0].keys)
+    assert 0.1 < len(keys) / len(full.catalogs[0].keys) < 0.4  # 160 samples, expected 40
+    half = set(StreamLoader(StreamConfig(sources=[{"path": str(shard_set)}], subset_fraction=0.5)).catalogs[0].keys)
+    assert keys < half  # nested: a larger fraction keeps the smaller one's samples
+    seen = {k for _, batch in zip(range(part.batches_per_epoch), part) for k in batch["keys"]}
+    assert seen == keys
+    assert part.planner.fingerprint() != full.planner.fingerprint()  # resume refuses a changed subset
+    with pytest.raises(ValueError, match="subset_fraction"):
+        StreamConfig(subset_fraction=0.0)
