@@ -35,7 +35,7 @@ __all__ = ["GenerateConfig", "generate", "generate_sharded", "build_eval_loader"
 
 log = logging.getLogger(__name__)
 
-PromptFor = Callable[[dict], str] | str
+PromptFor = Callable[[dict], str | None] | str
 
 
 @dataclass
@@ -131,7 +131,7 @@ def generate(speech_llm, batches: Iterable[dict], prompt_for: PromptFor, cfg: Ge
         speech_llm: a `model.speech_llm.SpeechLLM` (switched to eval mode, restored afterwards).
         batches: loader batch dicts with audio, audio_mask, keys, texts, sources, meta.
         prompt_for: the instruction, or a function of the sample ``{"key", "source", "text", "meta"}`` returning it
-            (e.g. the target language of a speech translation sample from its meta).
+            (e.g. the target language of a speech translation sample from its meta); None skips the sample.
         cfg: generation settings (max_new_tokens).
 
     Returns:
@@ -145,6 +145,11 @@ def generate(speech_llm, batches: Iterable[dict], prompt_for: PromptFor, cfg: Ge
             samples = [{"key": k, "source": s, "text": t, "meta": m}
                        for k, s, t, m in zip(batch["keys"], batch["sources"], batch["texts"], batch["meta"])]
             prompts = [prompt_for if isinstance(prompt_for, str) else prompt_for(s) for s in samples]
+            keep = [i for i, p in enumerate(prompts) if p is not None]
+            if not keep:
+                continue
+            if len(keep) < len(samples):  # samples this pass does not ask about (e.g. ASR samples in an ST pass)
+                batch, samples, prompts = _select(batch, keep), [samples[i] for i in keep], [prompts[i] for i in keep]
             dev = speech_llm.device
             hyps = speech_llm.generate_text(batch["audio"].to(dev), batch["audio_mask"].to(dev), prompts,
                                             max_new_tokens=cfg.max_new_tokens)
@@ -156,12 +161,12 @@ def generate(speech_llm, batches: Iterable[dict], prompt_for: PromptFor, cfg: Ge
 
 
 def merge_rows(parts: Iterable[list[dict]]) -> list[dict]:
-    """Rows of all ranks sorted by (key, source).
+    """Rows of all ranks sorted by (key, source, target) (target: a row's ST language, if it has one).
 
     Raises:
-        ValueError: a (source, key) pair came more than once (duplicate keys in a shard set).
+        ValueError: a (key, source, target) came more than once (duplicate keys in a shard set).
     """
-    order = lambda r: (r["key"], r["source"])  # noqa: E731
+    order = lambda r: (r["key"], r["source"], r.get("target") or "")  # noqa: E731
     rows = sorted((r for part in parts for r in part), key=order)
     dup = [order(a) for a, b in zip(rows, rows[1:]) if order(a) == order(b)]
     if dup:

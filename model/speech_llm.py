@@ -325,3 +325,19 @@ class SpeechLLM(nn.Module):
         """`generate`, decoded without special tokens and stripped."""
         ids = self.generate(audio, audio_mask, prompts, max_new_tokens, **kwargs)
         return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    @torch.no_grad()
+    def generate_from_text(self, contents: Sequence[str], max_new_tokens: int | None = None, **kwargs) -> list[str]:
+        """Greedy answers of the LLM alone to user turns given as text (cascaded baselines: a transcript stands
+        where the speech would be); same chat template, left padding and stopping as `generate_text`."""
+        rows = [self._ids(self._render([{"role": "user", "content": c}], True)) for c in contents]
+        longest = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(rows), longest), pad, dtype=torch.long, device=self.device)
+        mask = torch.zeros(len(rows), longest, dtype=torch.bool, device=self.device)
+        for i, r in enumerate(rows):
+            ids[i, longest - len(r):] = torch.tensor(r, dtype=torch.long, device=self.device)
+            mask[i, longest - len(r):] = True
+        embeds = self.llm.get_input_embeddings()(ids)
+        out = self.generate_from_embeds(embeds, mask, max_new_tokens, **kwargs)
+        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

@@ -32,11 +32,13 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
+
+from model.tiny_reader import Lesson, ReadingConfig, read_lessons, teach_reading
 
 __all__ = ["TinyConfig", "train_tokenizer", "read_texts", "write_tiny_models", "ensure_tiny_models", "CHAT_TEMPLATE",
            "SPECIAL_TOKENS", "MARKER"]
@@ -86,6 +88,9 @@ class TinyConfig:
     earlier, and the LLM's vocabulary is the tokenizer's actual size."""
     seed: int = 0
     """Seed for the weight init; the same config and texts give byte-identical files."""
+    reading: ReadingConfig = field(default_factory=ReadingConfig)
+    """Reading lessons for the LLM (model/tiny_reader.py): with steps > 0 the LLM learns to transcribe, translate
+    and answer from text, so that finetuning a projector can make it hear; 0 keeps the random weights."""
 
     def __post_init__(self):
         if self.encoder not in ("hubert", "whisper"):
@@ -191,9 +196,16 @@ def _texts_hash(texts: list[str]) -> str:
     return h.hexdigest()
 
 
-def _record(cfg: TinyConfig, texts: list[str]) -> dict:
+def _lessons_hash(cfg: TinyConfig, lessons: list[Lesson] | None) -> str | None:
+    if not cfg.reading.steps:
+        return None
+    return _texts_hash([json.dumps([x.key, x.source, x.meta], sort_keys=True, ensure_ascii=False)
+                        for x in lessons or []])
+
+
+def _record(cfg: TinyConfig, texts: list[str], lessons: list[Lesson] | None = None) -> dict:
     return {"format": _FORMAT, "config": dataclasses.asdict(cfg), "texts_sha256": _texts_hash(texts),
-            "num_texts": len(texts)}
+            "num_texts": len(texts), "lessons_sha256": _lessons_hash(cfg, lessons)}
 
 
 def _save_encoder(path: Path, cfg: TinyConfig) -> None:
@@ -232,7 +244,7 @@ def _save_encoder(path: Path, cfg: TinyConfig) -> None:
     fe.save_pretrained(path)
 
 
-def _save_llm(path: Path, cfg: TinyConfig, tokenizer, texts: list[str]) -> None:
+def _save_llm(path: Path, cfg: TinyConfig, tokenizer, texts: list[str], lessons: list[Lesson] | None) -> list[float]:
     from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig, Qwen2Config
 
     common = dict(vocab_size=len(tokenizer), hidden_size=cfg.llm_hidden, intermediate_size=cfg.llm_intermediate,
@@ -249,9 +261,11 @@ def _save_llm(path: Path, cfg: TinyConfig, tokenizer, texts: list[str]) -> None:
         config = Gemma3TextConfig(**common, head_dim=head_dim, query_pre_attn_scalar=head_dim, sliding_window=512)
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    losses = teach_reading(model, tokenizer, lessons or [], cfg.reading, seed=cfg.seed)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     _check_tokenizer_reload(path, tokenizer, texts[:32])
+    return losses
 
 
 def _check_tokenizer_reload(path: Path, tokenizer, texts: list[str]) -> None:
@@ -278,7 +292,8 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_tiny_models(out_dir: str | os.PathLike, cfg: TinyConfig, texts: Iterable[str]) -> dict[str, Path]:
+def write_tiny_models(out_dir: str | os.PathLike, cfg: TinyConfig, texts: Iterable[str],
+                      lessons: list[Lesson] | None = None) -> dict[str, Path]:
     """Builds and saves the tiny encoder and LLM (with its trained tokenizer); always rebuilds.
 
     Both models are written into a temp directory inside ``out_dir`` and then renamed into place, and ``tiny.json``
@@ -289,26 +304,32 @@ def write_tiny_models(out_dir: str | os.PathLike, cfg: TinyConfig, texts: Iterab
         out_dir: directory to hold ``encoder/``, ``llm/`` and ``tiny.json`` (created if missing).
         cfg: architecture and size settings.
         texts: texts to train the tokenizer on (see `read_texts`).
+        lessons: reading lessons for the LLM (see `model.tiny_reader.read_lessons`); needed when
+            ``cfg.reading.steps > 0``.
 
     Returns:
         ``{"encoder": out_dir / "encoder", "llm": out_dir / "llm"}``.
 
     Raises:
-        ValueError: no non-empty text.
+        ValueError: no non-empty text, or reading steps without lessons.
     """
     texts, out_dir = _clean(texts), Path(out_dir)
+    if cfg.reading.steps and not lessons:
+        raise ValueError("reading.steps > 0 needs reading lessons: pass manifests with transcripts")
     out_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".tiny-", dir=out_dir))
     try:
         tokenizer = train_tokenizer(texts, cfg.vocab_size)
         _save_encoder(stage / "encoder", cfg)
-        _save_llm(stage / "llm", cfg, tokenizer, texts)
+        losses = _save_llm(stage / "llm", cfg, tokenizer, texts, lessons)
         (out_dir / MARKER).unlink(missing_ok=True)
         for name in ("encoder", "llm"):
             if (out_dir / name).exists():
                 os.replace(out_dir / name, stage / f"old-{name}")
             os.replace(stage / name, out_dir / name)
-        _write_json(out_dir / MARKER, {**_record(cfg, texts), "vocab_size_actual": len(tokenizer)})
+        reading = {"first_loss": losses[0], "last_loss": sum(losses[-10:]) / len(losses[-10:])} if losses else None
+        _write_json(out_dir / MARKER, {**_record(cfg, texts, lessons), "vocab_size_actual": len(tokenizer),
+                                       "reading": reading})
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     log.info("tiny %s + %s (vocab %d) written to %s", cfg.encoder, cfg.llm, len(tokenizer), out_dir)
@@ -316,7 +337,7 @@ def write_tiny_models(out_dir: str | os.PathLike, cfg: TinyConfig, texts: Iterab
 
 
 def ensure_tiny_models(out_dir: str | os.PathLike, cfg: TinyConfig, texts: Iterable[str],
-                       overwrite: bool = False) -> tuple[dict[str, Path], bool]:
+                       overwrite: bool = False, lessons: list[Lesson] | None = None) -> tuple[dict[str, Path], bool]:
     """Like `write_tiny_models`, but keeps ``out_dir`` when its ``tiny.json`` matches ``cfg`` and ``texts``.
 
     Returns:
@@ -329,9 +350,10 @@ def ensure_tiny_models(out_dir: str | os.PathLike, cfg: TinyConfig, texts: Itera
             old = json.loads((out_dir / MARKER).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = {}
-        if {k: old.get(k) for k in ("format", "config", "texts_sha256", "num_texts")} == _record(cfg, texts):
+        keys = ("format", "config", "texts_sha256", "num_texts", "lessons_sha256")
+        if {k: old.get(k) for k in keys} == _record(cfg, texts, lessons):
             return paths, False
-    return write_tiny_models(out_dir, cfg, texts), True
+    return write_tiny_models(out_dir, cfg, texts, lessons), True
 
 
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
@@ -371,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     texts = read_texts(args.manifest)
     for path in args.text_file:
         texts += Path(path).read_text(encoding="utf-8").splitlines()
-    paths, built = ensure_tiny_models(args.out, cfg, texts, overwrite=args.overwrite)
+    lessons = read_lessons(args.manifest) if cfg.reading.steps else None
+    paths, built = ensure_tiny_models(args.out, cfg, texts, overwrite=args.overwrite, lessons=lessons)
     print(f"{'built' if built else 'up to date, kept'}: {args.out} ({cfg.encoder} + {cfg.llm})", file=sys.stderr)
     print(f"encoder: {paths['encoder']}\nllm: {paths['llm']}")
     return 0

@@ -31,6 +31,9 @@ class FinetuneModule(StageTimer, nn.Module):
         profile: synchronise CUDA around each stage for exact stage timings.
     """
 
+    stage = "finetune"
+    """Name on the progress bar."""
+
     def __init__(self, speech_llm: SpeechLLM, tasks: TaskConfig, nonfinite: str = "raise", profile: bool = False):
         super().__init__()
         self._init_timer(profile)

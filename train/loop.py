@@ -115,7 +115,8 @@ class Trainer:
         self.module.train()
         if self.evaluator is not None and self.step == 0 and self.eval_at_start:
             self._evaluate()
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not tdist.is_main(), desc="pretrain",
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not tdist.is_main(),
+                   desc=getattr(self.module, "stage", "train"),
                    unit="step", dynamic_ncols=True, mininterval=2.0)
         saved_at = self.step
         try:
@@ -202,7 +203,8 @@ class Trainer:
         if not tdist.is_main():
             return
         layers = _by_layer(row, ("cos/layer_", "wasser/layer_"))
-        tqdm.write(f"step {self.step}/{self.total_steps} | loss {row['loss/total']:.4f} [{layers}] | "
+        layers = f" [{layers}]" if layers else ""
+        tqdm.write(f"step {self.step}/{self.total_steps} | loss {row['loss/total']:.4f}{layers} | "
                    f"lr {row['lr']:.2e} | grad {row['grad_norm']:.3f} | {row['step_time_s']:.2f} s/step | "
                    f"{row['audio_hours_per_s'] * 3600:.1f} audio s/s ({row['audio_hours_per_s']:.4f} h/s) | "
                    f"{row['tokens_per_s']:.0f} tok/s | data wait {row['time/data_wait_s']:.2f} s")

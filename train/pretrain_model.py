@@ -72,6 +72,9 @@ class PretrainModule(StageTimer, nn.Module):
         profile: synchronise CUDA around each stage so the stage timings are exact.
     """
 
+    stage = "pretrain"
+    """Name on the progress bar."""
+
     def __init__(self, speech_llm: SpeechLLM, loss_cfg: LossConfig, asr_prompt: str = "Can you transcribe this audio?",
                  profile: bool = False):
         super().__init__()

@@ -1,0 +1,368 @@
+"""Compare evaluated systems: the paper's Table 1 as markdown, a per-target detail table, and a bar chart.
+
+Reads the ``results.json`` that ``python -m eval.run`` writes per system (or the directory holding it). Every score is
+a percentage, as in the paper. Below the table the report states what makes numbers comparable (the WER normaliser and
+the sacreBLEU signature of each run) and says so loudly when runs disagree, lists each run's checkpoint, and repeats
+the runs' notes (e.g. "COMET skipped"), so that a pasted table never hides how it was computed.
+
+    python -m eval.report runs/a/eval runs/b/eval/results.json [--out report.md] [--plot report.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+__all__ = [
+    "DETAIL_COLUMNS",
+    "SUPPORTED_FORMATS",
+    "TABLE_COLUMNS",
+    "Column",
+    "detail_table",
+    "load_results",
+    "main",
+    "markdown_table",
+    "plot_comparison",
+    "report_markdown",
+]
+
+SUPPORTED_FORMATS = (1,)
+"""``results.json`` format versions this reader understands."""
+MISSING = "–"  # en dash, as the paper's tables print an absent score
+_LANGS = ("de", "fr", "es", "it")  # the paper's ST targets, listed first and in this order
+_PER_TARGET = re.compile(r"^st/([a-z]{2,3})/(bleu|chrf|comet)$")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: where its value lives in ``results["metrics"]`` and how to print and rank it."""
+
+    key: str
+    """Key in ``metrics``."""
+    label: str
+    """Header text without the direction arrow."""
+    decimals: int
+    """Digits after the point; 0 prints an integer (sample counts)."""
+    higher_is_better: bool | None = None
+    """Ranking direction; None for columns that are not scores (counts, chance level): never bold, no arrow."""
+
+    @property
+    def header(self) -> str:
+        arrow = {True: " ↑", False: " ↓", None: ""}[self.higher_is_better]
+        return self.label + arrow
+
+    def format(self, value: float | None) -> str:
+        return MISSING if value is None else f"{value:.{self.decimals}f}"
+
+
+# The paper's Table 1, in its order. Decimals follow its appendix: COMET and the normalized average carry 3.
+TABLE_COLUMNS: tuple[Column, ...] = (
+    Column("asr/wer", "WER", 2, False),
+    Column("st/bleu", "BLEU", 2, True),
+    Column("st/comet", "COMET", 3, True),
+    Column("sqa/em", "EM", 2, True),
+    Column("sqa/f1", "F1", 2, True),
+    Column("contrastive/cos", "contr. loss cos", 3, False),
+    Column("contrastive/wasser", "contr. loss wasser", 3, False),
+    Column("normalized_average", "norm. avg.", 3, True),
+)
+
+# Fixed columns of the detail table; the per-target ST columns are discovered from the runs (see _detail_columns).
+DETAIL_COLUMNS: tuple[Column, ...] = (
+    Column("asr/wer_utt_mean", "WER (mean of per-utterance WERs, as the public code reports)", 2, False),
+    Column("st/chrf", "chrF", 2, True),
+    Column("normalized/wer", "norm. WER", 3, True),
+    Column("normalized/comet", "norm. COMET", 3, True),
+    Column("normalized/f1", "norm. F1", 3, True),
+    Column("retrieval/r@1", "R@1", 2, True),
+    Column("retrieval/chance_r@1", "chance R@1", 2),
+    Column("asr/n", "ASR n", 0),
+    Column("st/n", "ST n", 0),
+    Column("sqa/n", "SQA n", 0),
+)
+
+# ---------------------------------------------------------------------------------------------------------- loading
+
+
+def load_results(path: str | Path) -> dict:
+    """Read one ``results.json``.
+
+    Args:
+        path: the file, or a directory containing ``results.json``.
+
+    Returns:
+        The parsed dict; ``name`` defaults to the directory name and ``metrics`` to ``{}``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not JSON, not an object, or an unknown ``format``.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no results file (`python -m eval.run` writes results.json per system)")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: expected a JSON object, got {type(data).__name__}")
+    if data.get("format") not in SUPPORTED_FORMATS:
+        raise ValueError(f"{p}: unknown results format {data.get('format')!r}; this reader knows {SUPPORTED_FORMATS}")
+    data.setdefault("name", p.parent.name)  # a hand-made file without a name still gets a distinct row label
+    if not isinstance(data.get("metrics"), dict):
+        data["metrics"] = {}
+    return data
+
+
+def _value(result: dict, key: str) -> float | None:
+    """The metric as a float, or None when absent, null, non-numeric or non-finite (a NaN must not win a column)."""
+    v = (result.get("metrics") or {}).get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _label(result: dict) -> str:
+    name = str(result.get("name") or "?")
+    return name + " (cascade)" if result.get("kind") == "cascade" else name
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")  # a pipe in a run name would split the row
+
+
+# ----------------------------------------------------------------------------------------------------------- tables
+
+
+def _best(values: list[float | None], column: Column) -> set[int]:
+    """Indices of the best value(s) of a column; empty with fewer than 2 values or no direction.
+
+    Values are compared as printed, so two cells that read the same are both bold rather than one of them by a digit
+    the reader cannot see.
+    """
+    if column.higher_is_better is None:
+        return set()
+    shown = {i: round(v, column.decimals) for i, v in enumerate(values) if v is not None}
+    if len(shown) < 2:
+        return set()
+    target = max(shown.values()) if column.higher_is_better else min(shown.values())
+    return {i for i, v in shown.items() if v == target}
+
+
+def _table(results: Sequence[dict], columns: Sequence[Column], bold_best: bool) -> str:
+    lines = ["| " + " | ".join(["Model"] + [c.header for c in columns]) + " |",
+             "|" + "|".join([" --- "] + [" ---: "] * len(columns)) + "|"]
+    cells = [[_cell(_label(r))] for r in results]
+    for column in columns:
+        values = [_value(r, column.key) for r in results]
+        best = _best(values, column) if bold_best else set()
+        for i, v in enumerate(values):
+            cells[i].append(f"**{column.format(v)}**" if i in best else column.format(v))
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def _group(results: Sequence[dict], values: Sequence[str], n_runs: int) -> str:
+    """``value (run, run); value (run)`` in first-seen order, or ``value (all runs)``."""
+    by_value: dict[str, list[str]] = {}
+    for r, v in zip(results, values):
+        by_value.setdefault(v, []).append(_label(r))
+    if len(by_value) == 1 and len(results) == n_runs > 1:
+        return f"`{values[0]}` (all runs)"
+    return "; ".join(f"`{v}` ({', '.join(names)})" for v, names in by_value.items())
+
+
+def _signature_footnote(results: Sequence[dict], metric_key: str, sig_key: str, what: str) -> tuple[str, str | None]:
+    """(footnote, not-comparable sentence or None) for one signature, over the runs that report the metric.
+
+    A run with the score but no recorded signature counts as its own value: its comparability cannot be checked.
+    """
+    scored = [r for r in results if _value(r, metric_key) is not None]
+    sigs = [str((r.get("signatures") or {}).get(sig_key) or "unrecorded") for r in scored]
+    if not scored:
+        return "", None
+    grouped = _group(scored, sigs, len(results))
+    footnote = f"- {what}: {grouped}"
+    clash = f"the {what} differs between runs: {grouped}." if len(set(sigs)) > 1 else None
+    return footnote, clash
+
+
+def _provenance(result: dict) -> str:
+    ckpt = result.get("checkpoint") or {}
+    sha = ckpt.get("sha256")
+    if sha:
+        text = f"checkpoint `{str(sha)[:12]}`"
+        text += f" step {ckpt['step']}" if ckpt.get("step") is not None else ""
+        text += f" ({ckpt['objective']})" if ckpt.get("objective") else ""
+    else:
+        text = "no checkpoint" + (" (untrained projector)" if result.get("kind") != "cascade" else "")
+    if result.get("config_sha256"):
+        text += f", eval config `{str(result['config_sha256'])[:12]}`"
+    return f"{_label(result)}: {text}"
+
+
+def markdown_table(results: Sequence[dict], bold_best: bool = True) -> str:
+    """The paper's Table 1 for these runs, in GitHub markdown, followed by footnotes.
+
+    Args:
+        results: dicts as returned by :func:`load_results`, one row each in this order.
+        bold_best: bold the best value of each column (lowest for ↓, highest for ↑; ties all bold; a column with
+            fewer than 2 values is left plain).
+
+    Returns:
+        The table, a "**Not comparable:**" line when runs disagree on the WER normaliser or the BLEU signature, then
+        footnotes: normaliser and BLEU signature(s), the missing normalized average, checkpoints and notes.
+    """
+    out = [_table(results, TABLE_COLUMNS, bold_best)]
+    footnotes, clashes = [], []
+    for metric_key, sig_key, what in (("asr/wer", "wer", "WER normaliser"), ("st/bleu", "bleu", "BLEU signature")):
+        footnote, clash = _signature_footnote(results, metric_key, sig_key, what)
+        footnotes.append(footnote)
+        clashes += [clash] if clash else []
+    if any((r.get("signatures") or {}).get("comet") for r in results):  # listed, not checked: paths differ per machine
+        footnotes.append(_signature_footnote(results, "st/comet", "comet", "COMET model")[0])
+    if clashes:
+        out.append("**Not comparable:** " + " ".join(c[0].upper() + c[1:] for c in clashes))
+    if lacking := [_label(r) for r in results if _value(r, "normalized_average") is None]:
+        footnotes.append(f"- norm. avg. missing for {', '.join(lacking)}: needs WER, COMET and F1; COMET needs a "
+                         "local checkpoint, see README.")
+    footnotes += ["- " + _provenance(r) for r in results]
+    notes: dict[str, list[str]] = {}
+    for r in results:
+        for note in r.get("notes") or []:
+            notes.setdefault(str(note), []).append(_label(r))
+    footnotes += [f"- Note: {note} ({'all runs' if len(names) == len(results) > 1 else ', '.join(names)})"
+                  for note, names in notes.items()]
+    out.append("\n".join(f for f in footnotes if f))
+    return "\n\n".join(part for part in out if part)
+
+
+def _detail_columns(results: Sequence[dict]) -> list[Column]:
+    keys = {k for r in results for k in (r.get("metrics") or {}) if _value(r, k) is not None}
+    langs = {m.group(1) for k in keys if (m := _PER_TARGET.match(k))}
+    ordered = [l for l in _LANGS if l in langs] + sorted(langs - set(_LANGS))
+    per_target = [Column(f"st/{l}/{m}", f"{l} {name}", d, True)
+                  for l in ordered for m, name, d in (("bleu", "BLEU", 2), ("chrf", "chrF", 2), ("comet", "COMET", 3))]
+    return [c for c in (*per_target, *DETAIL_COLUMNS) if c.key in keys]
+
+
+def detail_table(results: Sequence[dict], bold_best: bool = True) -> str:
+    """Per-target ST scores, the per-utterance WER mean, normalized task scores, retrieval and sample counts.
+
+    Only columns that at least one run has are shown; returns ``""`` when there are none.
+    """
+    columns = _detail_columns(results)
+    return _table(results, columns, bold_best) if columns else ""
+
+
+def report_markdown(results: Sequence[dict]) -> str:
+    """Both tables with headings, as the CLI prints them."""
+    parts = ["## Table 1", markdown_table(results)]
+    if detail := detail_table(results):
+        parts += ["## Details", detail]
+    return "\n\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------------------- plot
+
+
+def plot_comparison(results: Sequence[dict], out_png: str | Path) -> Path:
+    """Bar chart: one subplot per Table-1 metric that any run has, one bar per run, direction in the title.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: when no run has any Table-1 metric.
+    """
+    columns = [c for c in TABLE_COLUMNS if any(_value(r, c.key) is not None for r in results)]
+    if not columns:
+        raise ValueError("no run has any Table-1 metric to plot")
+    ncols = min(4, len(columns))
+    nrows = math.ceil(len(columns) / ncols)
+    fig = Figure(figsize=(3.6 * ncols, 3.4 * nrows + 0.8), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    cmap = colormaps["tab10"]
+    colors = [cmap(i % 10) for i in range(len(results))]  # one colour per run, the same in every subplot
+    for ax, column in zip(axes, columns):
+        values = [_value(r, column.key) for r in results]
+        xs = range(len(results))
+        bars = ax.bar(xs, [math.nan if v is None else v for v in values], color=colors)
+        ax.bar_label(bars, labels=[column.format(v) if v is not None else "" for v in values], fontsize="x-small")
+        for x, v in zip(xs, values):
+            if v is None:  # say "missing" rather than let an absent bar read as a zero
+                ax.text(x, 0, MISSING, ha="center", va="bottom", color="gray")
+        direction = "higher is better" if column.higher_is_better else "lower is better"
+        ax.set_title(f"{column.header} ({direction})", fontsize="medium")
+        ax.set_xticks(list(xs), [""] * len(results))
+        ax.set_xlim(-0.6, len(results) - 0.4)  # NaN bars do not count for autoscaling: keep every run's slot
+        ax.axhline(0, color="black", lw=0.6)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes[len(columns):]:
+        ax.set_visible(False)
+    handles = [Patch(color=c) for c in colors]
+    fig.legend(handles, [_label(r) for r in results], loc="outside lower center", ncol=min(len(results), 4),
+               fontsize="small")
+    out = Path(out_png)
+    suffix = out.suffix.lstrip(".") or "png"
+    _atomic_write(out, lambda fh: fig.savefig(fh, format=suffix, dpi=110))
+    return out
+
+
+# -------------------------------------------------------------------------------------------------------------- CLI
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temp file in the same directory, then rename: a reader never sees a half-written report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__.split("\n")[0])
+    parser.add_argument("results", nargs="+", type=Path, help="results.json files or directories holding one")
+    parser.add_argument("--out", type=Path, help="also write the markdown here")
+    parser.add_argument("--plot", type=Path, help="write a bar chart of the Table-1 metrics here (PNG)")
+    args = parser.parse_args(argv)
+    try:
+        results = [load_results(p) for p in args.results]
+    except (OSError, ValueError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the exception text holds
+        return 2
+    text = report_markdown(results)
+    print(text, end="")
+    if args.out:
+        _atomic_write(args.out, lambda fh: fh.write(text.encode("utf-8")))
+        print(f"wrote {args.out}", file=sys.stderr)
+    if args.plot:
+        try:
+            print(f"wrote {plot_comparison(results, args.plot)}", file=sys.stderr)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

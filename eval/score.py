@@ -1,0 +1,122 @@
+"""Scores generated rows per task: ASR WER, ST BLEU/chrF/COMET per target language, SQA EM/F1, normalized average.
+
+    metrics, signatures, notes = score_rows(rows, ScoringConfig())
+
+A row is one test example (see eval/run.py): ``{"key", "source", "task", "target", "hypothesis", "reference",
+"transcript", "meta", ...}`` where ``reference`` is what the task expects (transcript, translation, answer span) and
+``transcript`` is the spoken text (COMET's source side). Metric keys are the ones `eval.report` lays out:
+``asr/wer``, ``st/<lang>/bleu`` and their mean over targets ``st/bleu``, ``sqa/f1``, ``normalized_average``, ...
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from eval.metrics import (
+    NormalizedAverageConfig,
+    bleu,
+    cer,
+    chrf,
+    comet_score,
+    normalized_average,
+    squad_em_f1,
+    wer,
+)
+
+__all__ = ["ScoringConfig", "score_rows"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoringConfig:
+    asr_metric: str = "wer"
+    """"wer", or "cer" for languages written without spaces (Chinese, Japanese); reported under asr/wer."""
+    wer_normalizer: str = "english"
+    """Text normaliser before WER/CER: "english" (Whisper-style, versioned) or "basic" (lowercase, no punctuation)."""
+    bleu_tokenize: str = "13a"
+    """sacreBLEU tokenizer ("13a"; "zh" / "ja-mecab" for those targets)."""
+    comet_checkpoint: str | None = None
+    """Local COMET checkpoint (e.g. .../wmt22-comet-da/checkpoints/model.ckpt); None skips COMET (never a download)."""
+    comet_batch_size: int = 16
+    """COMET prediction batch size."""
+    comet_gpus: int = 0
+    """GPUs for COMET (0 = CPU)."""
+    normalized: NormalizedAverageConfig = field(default_factory=NormalizedAverageConfig)
+    """Bounds of the normalized average (default: the paper's cascade and specialised models)."""
+
+    def __post_init__(self):
+        if self.asr_metric not in ("wer", "cer"):
+            raise ValueError(f"asr_metric must be wer or cer, got {self.asr_metric!r}")
+        if self.wer_normalizer not in ("english", "basic"):
+            raise ValueError(f"wer_normalizer must be english or basic, got {self.wer_normalizer!r}")
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _golds(row: dict) -> list[str]:
+    """SQuAD scores against every gold answer a sample has (Spoken-SQuAD dev has several)."""
+    answers = row["meta"].get("answers")
+    if isinstance(answers, list) and answers:
+        return [a["text"] if isinstance(a, dict) else str(a) for a in answers]
+    return [row["reference"]]
+
+
+def score_rows(rows: Sequence[dict], cfg: ScoringConfig) -> tuple[dict, dict, list[str]]:
+    """Every metric the rows allow.
+
+    Returns:
+        ``(metrics, signatures, notes)``: metrics in percent (None where a metric was skipped), the WER normaliser
+        version and sacreBLEU signatures, and human-readable notes on what was skipped and why.
+    """
+    by_task: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_task[r["task"] if r["task"] != "st" else f"st/{r['target']}"].append(r)
+    metrics: dict[str, float | int | None] = {}
+    signatures: dict[str, str | None] = {}
+    notes: list[str] = []
+
+    if asr := by_task.get("asr"):
+        norm = cfg.wer_normalizer
+        score = (wer if cfg.asr_metric == "wer" else cer)([r["reference"] for r in asr],
+                                                          [r["hypothesis"] for r in asr], normalizer=norm)
+        metrics["asr/wer"], metrics["asr/wer_utt_mean"], metrics["asr/n"] = score.wer, score.wer_utt_mean, score.n
+        signatures["wer"] = score.normalizer if cfg.asr_metric == "wer" else f"cer:{score.normalizer}"
+        if score.n_skipped_empty:
+            notes.append(f"ASR: {score.n_skipped_empty} samples with an empty normalised reference not scored")
+
+    targets = sorted(k.split("/", 1)[1] for k in by_task if k.startswith("st/"))
+    for t in targets:
+        st = by_task[f"st/{t}"]
+        hyps, refs = [r["hypothesis"] for r in st], [r["reference"] for r in st]
+        b, c = bleu(hyps, refs, tokenize=cfg.bleu_tokenize), chrf(hyps, refs)
+        metrics[f"st/{t}/bleu"], metrics[f"st/{t}/chrf"], metrics[f"st/{t}/n"] = b["bleu"], c["chrf"], len(st)
+        signatures["bleu"], signatures["chrf"] = b["signature"], c["signature"]
+        metrics[f"st/{t}/comet"] = comet_score([r["transcript"] for r in st], hyps, refs, cfg.comet_checkpoint,
+                                               cfg.comet_batch_size, cfg.comet_gpus)
+    if targets:
+        for m in ("bleu", "chrf", "comet"):
+            metrics[f"st/{m}"] = _mean([metrics[f"st/{t}/{m}"] for t in targets])
+        metrics["st/n"] = sum(metrics[f"st/{t}/n"] for t in targets)
+        signatures["comet"] = cfg.comet_checkpoint
+        if metrics["st/comet"] is None:
+            notes.append("COMET skipped: no local checkpoint configured (scoring.comet_checkpoint)")
+
+    if sqa := by_task.get("sqa"):
+        metrics.update({f"sqa/{k}": v for k, v in squad_em_f1([r["hypothesis"] for r in sqa],
+                                                              [_golds(r) for r in sqa]).items()})
+
+    scores = {"wer": metrics.get("asr/wer"), "comet": metrics.get("st/comet"), "f1": metrics.get("sqa/f1")}
+    if all(v is not None for v in scores.values()):
+        metrics.update(normalized_average(scores, cfg.normalized))
+    else:
+        metrics["normalized_average"] = None
+        missing = [k.upper() for k, v in scores.items() if v is None]
+        notes.append(f"normalized average not computed: no {', '.join(missing)} score")
+    return metrics, signatures, notes
