@@ -50,23 +50,31 @@ bench: install-dev
 
 ## The main job end to end on the embedded default (train/configs/demo.yaml): synthetic speech (ASR en/ru/de, a
 ## held-out set with another seed, ST, SQA) -> WebDataset shards -> tiny random-weight HuBERT + Llama directories ->
-## contrastive pretraining launched through slurm/pretrain.sh without Slurm -> checkpoints, metrics, plots.
+## contrastive pretraining launched through slurm/pretrain.sh without Slurm -> checkpoints, metrics, plots ->
+## multitask finetuning from the pretrained projector and from scratch -> eval.run prints the paper-style table.
 demo: install
 	$(PY) -m data.synth --out $(DEMO_DIR)/corpus --hours 0.6 --langs en,ru,de --st-hours 0.03 --sqa-hours 0.03 \
 	  --seed 0 --overwrite
-	$(PY) -m data.synth --out $(DEMO_DIR)/heldout --hours 0.06 --langs en,ru,de --st-hours 0 --sqa-hours 0 \
+	$(PY) -m data.synth --out $(DEMO_DIR)/heldout --hours 0.06 --langs en,ru,de --st-hours 0.01 --sqa-hours 0.01 \
 	  --seed 1 --overwrite
 	for set in asr-en asr-ru asr-de st sqa; do \
 	  $(PY) -m data.prepare manifest --manifest $(DEMO_DIR)/corpus/$$set/manifest.jsonl \
 	    --out $(DEMO_DIR)/shards/$$set --max-shard-size 8MB --overwrite || exit 1; \
 	done
-	for lang in en ru de; do \
-	  $(PY) -m data.prepare manifest --manifest $(DEMO_DIR)/heldout/asr-$$lang/manifest.jsonl \
-	    --out $(DEMO_DIR)/shards/heldout-$$lang --overwrite || exit 1; \
+	for set in asr-en asr-ru asr-de st sqa; do \
+	  $(PY) -m data.prepare manifest --manifest $(DEMO_DIR)/heldout/$$set/manifest.jsonl \
+	    --out $(DEMO_DIR)/shards/heldout-$${set#asr-} --overwrite || exit 1; \
 	done
 	$(PY) -m model.tiny --out $(DEMO_DIR)/tiny --manifest $(DEMO_DIR)/corpus/*/manifest.jsonl
-	rm -rf $(DEMO_DIR)/runs/demo
+	rm -rf $(DEMO_DIR)/runs/demo $(DEMO_DIR)/runs/finetune $(DEMO_DIR)/runs/finetune-nopretrain
 	PYTHON=$(PY) bash slurm/pretrain.sh train/configs/demo.yaml
+	$(PY) -m train.finetune --config train/configs/finetune-demo.yaml
+	$(PY) -m train.finetune --config train/configs/finetune-demo.yaml init_projector=null \
+	  run_dir=$(DEMO_DIR)/runs/finetune-nopretrain
+	$(PY) -m eval.run --config train/configs/eval-demo.yaml --checkpoint $(DEMO_DIR)/runs/finetune-nopretrain \
+	  name="no pretrain"
+	$(PY) -m eval.run --config train/configs/eval-demo.yaml --checkpoint $(DEMO_DIR)/runs/finetune \
+	  name="contr-cos-all (demo)" compare=[$(DEMO_DIR)/runs/finetune-nopretrain/results]
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -11,6 +11,7 @@ A row is one test example (see eval/run.py): ``{"key", "source", "task", "target
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,8 +36,9 @@ log = logging.getLogger(__name__)
 class ScoringConfig:
     asr_metric: str = "wer"
     """"wer", or "cer" for languages written without spaces (Chinese, Japanese); reported under asr/wer."""
-    wer_normalizer: str = "english"
-    """Text normaliser before WER/CER: "english" (Whisper-style, versioned) or "basic" (lowercase, no punctuation)."""
+    wer_normalizer: str | None = None
+    """Text normaliser before WER/CER: "english" (Whisper-style, versioned; strips accents), "basic" (lowercase, no
+    punctuation, keeps every letter); None: english for WER, basic for CER (keeps Japanese voicing marks)."""
     bleu_tokenize: str = "13a"
     """sacreBLEU tokenizer ("13a"; "zh" / "ja-mecab" for those targets)."""
     comet_checkpoint: str | None = None
@@ -51,8 +53,17 @@ class ScoringConfig:
     def __post_init__(self):
         if self.asr_metric not in ("wer", "cer"):
             raise ValueError(f"asr_metric must be wer or cer, got {self.asr_metric!r}")
+        if self.wer_normalizer is None:
+            self.wer_normalizer = "english" if self.asr_metric == "wer" else "basic"
         if self.wer_normalizer not in ("english", "basic"):
             raise ValueError(f"wer_normalizer must be english or basic, got {self.wer_normalizer!r}")
+        from sacrebleu.metrics.bleu import _TOKENIZERS  # the names BLEU(tokenize=...) accepts
+
+        if self.bleu_tokenize not in _TOKENIZERS:
+            raise ValueError(f"bleu_tokenize must be one of {sorted(_TOKENIZERS)}, got {self.bleu_tokenize!r}")
+        if self.comet_batch_size < 1 or self.comet_gpus < 0:
+            raise ValueError(f"comet_batch_size must be >= 1 and comet_gpus >= 0, got {self.comet_batch_size}, "
+                             f"{self.comet_gpus}")
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -113,6 +124,7 @@ def score_rows(rows: Sequence[dict], cfg: ScoringConfig) -> tuple[dict, dict, li
                                                               [_golds(r) for r in sqa]).items()})
 
     scores = {"wer": metrics.get("asr/wer"), "comet": metrics.get("st/comet"), "f1": metrics.get("sqa/f1")}
+    scores = {k: None if v is None or math.isnan(v) else v for k, v in scores.items()}  # NaN: nothing was scorable
     if all(v is not None for v in scores.values()):
         metrics.update(normalized_average(scores, cfg.normalized))
     else:

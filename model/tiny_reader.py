@@ -76,13 +76,20 @@ def read_lessons(manifests: Iterable[str | Path]) -> list[Lesson]:
     return out
 
 
-def _cut(words: list[str], answer: str, limit: int) -> list[str]:
-    """At most `limit` words around the answer's first occurrence (SQA passages), else the first ones."""
+def _cut(source: str, answer: str, limit: int, answer_start: int | None) -> list[str]:
+    """At most `limit` words of `source`, centred on the answer (SQA passages): at ``answer_start`` (the character
+    offset manifests carry), else its first occurrence; the first `limit` words when it is not in the passage."""
+    words = source.split()
     if len(words) <= limit:
         return words
-    head = answer.split()[:1]
-    at = next((i for i, w in enumerate(words) if head and w == head[0]), 0)
-    start = max(0, min(at - limit // 2, len(words) - limit))
+    at = answer_start if isinstance(answer_start, int) and source[answer_start:].startswith(answer) else \
+        source.find(answer) if answer else -1
+    if at < 0:
+        return words[:limit]
+    first, n = len(source[:at].split()), max(1, len(answer.split()))
+    if source[:at] and not source[:at][-1].isspace():  # the answer starts inside a word ("(Berlin")
+        first -= 1
+    start = max(0, min(first + n // 2 - limit // 2, len(words) - limit))
     return words[start:start + limit]
 
 
@@ -97,7 +104,8 @@ def lesson_ids(lesson: Lesson, epoch: int, rng: random.Random, cfg: ReadingConfi
     from train.tasks import TaskConfig, training_example  # the finetuning prompts; pure functions, no launcher code
 
     example = training_example(lesson.meta, lesson.source, lesson.key, epoch, TaskConfig())
-    words = _cut(lesson.source.split(), example.answer, cfg.max_source_words)
+    start = lesson.meta.get("answer_start") if example.task == "sqa" else None
+    words = _cut(lesson.source, example.answer, cfg.max_source_words, start)
     spoken = " ".join(w for w in words for _ in range(rng.randint(1, cfg.max_repeat)))
     user = {"role": "user", "content": f"{spoken}\n{example.prompt}"}
     prompt = render([user], True)
@@ -158,7 +166,7 @@ def teach_reading(llm, tokenizer, lessons: Sequence[Lesson], cfg: ReadingConfig,
         torch.nn.utils.clip_grad_norm_(llm.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % 50 == 0 or step == cfg.steps - 1:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.3f}")
     for p in llm.parameters():

@@ -66,6 +66,23 @@ def make_word_tone_manifest(root: Path, n: int, seed: int = 0, vocab: int = 10, 
     return manifest
 
 
+def make_mixed_task_manifest(root: Path, n: int, seed: int = 0) -> Path:
+    """`make_word_tone_manifest` with every third sample turned into speech translation (the "German" translation is
+    the sentence reversed) and every third into spoken QA ("Which word comes first?"): tasks a small LLM can learn."""
+    manifest = make_word_tone_manifest(root, n, seed=seed)
+    lines = []
+    for i, line in enumerate(manifest.read_text().splitlines()):
+        rec = json.loads(line)
+        words = rec["text"].split()
+        if i % 3 == 1:
+            rec.update(task="st", translations={"de": " ".join(reversed(words))})
+        elif i % 3 == 2:
+            rec.update(task="sqa", question="Which word comes first?", answer=words[0])
+        lines.append(json.dumps(rec))
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
 def make_shard_set(root: Path, n: int, seed: int = 0, prefix: str = "utt", max_samples: int = 25, **kw) -> Path:
     """Manifest + shards under root; returns the shard-set directory."""
     from data.prepare import build_from_manifest

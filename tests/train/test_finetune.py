@@ -11,7 +11,7 @@ import yaml
 from safetensors.torch import load_file
 
 from data.prepare import build_from_manifest
-from tests.conftest import REPO, make_word_tone_manifest
+from tests.conftest import REPO, make_mixed_task_manifest
 from tests.train.conftest import rows
 
 
@@ -56,17 +56,7 @@ def test_finetune_starts_from_the_pretrained_projector(trained, tone_world):
 
 def test_finetune_from_scratch_on_mixed_tasks(tone_world, tmp_path):
     """ST and SQA samples (task fields in their manifests) train together with ASR, from a fresh projector."""
-    manifest = make_word_tone_manifest(tmp_path / "mixed", 24, seed=5)
-    lines = []
-    for i, line in enumerate(manifest.read_text().splitlines()):
-        rec = json.loads(line)
-        words = rec["text"].split()
-        if i % 3 == 1:
-            rec.update(task="st", translations={"de": " ".join(reversed(words))})
-        elif i % 3 == 2:
-            rec.update(task="sqa", question="Which word comes first?", answer=words[0])
-        lines.append(json.dumps(rec))
-    manifest.write_text("\n".join(lines) + "\n")
+    manifest = make_mixed_task_manifest(tmp_path / "mixed", 24, seed=5)
     build_from_manifest(manifest, tmp_path / "mixed_shards", workers=1)
     run_dir = tmp_path / "scratch"
     log = _run(_config(tone_world, run_dir, [tmp_path / "mixed_shards"], tasks={"st_targets": ["de"]},

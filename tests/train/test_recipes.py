@@ -11,7 +11,8 @@ from train.config import load_config
 from train.pretrain import PretrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "train" / "configs"
-RECIPES = sorted(p for p in CONFIGS.glob("*.yaml") if p.name != "demo_stream.yaml")
+RECIPES = sorted(p for p in CONFIGS.glob("*.yaml")
+                 if p.name != "demo_stream.yaml" and not p.name.startswith(("finetune-", "eval-")))
 PAPER = [f"contr-{k}-{layers}{asr}" for k in ("cos", "wasser") for layers in ("emb", "all") for asr in ("", "-asr")]
 
 
@@ -46,3 +47,19 @@ def test_paper_recipes_follow_the_paper(name):
 
 def test_demo_stream_is_a_stream_config():
     assert load_config(StreamConfig, CONFIGS / "demo_stream.yaml").sources
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("finetune-*.yaml")), ids=lambda p: p.stem)
+def test_finetune_recipe_loads(path):
+    from train.finetune import FinetuneConfig
+
+    cfg = load_config(FinetuneConfig, path)
+    assert cfg.data.sources and cfg.run_dir.startswith("demo_out/runs/")
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("eval-*.yaml")), ids=lambda p: p.stem)
+def test_eval_config_loads(path):
+    from eval.run import EvalConfig
+
+    cfg = load_config(EvalConfig, path)
+    assert cfg.test and cfg.checkpoint is None and cfg.cascade is None
