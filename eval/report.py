@@ -149,7 +149,7 @@ def _cell(text: str) -> str:
 
 
 def _best(values: list[float | None], column: Column) -> set[int]:
-    """Indices of the best value(s) of a column; empty with fewer than 2 values or no direction.
+    """Indices of the best value(s) of a column; empty with fewer than 2 values, all equal, or no direction.
 
     Values are compared as printed, so two cells that read the same are both bold rather than one of them by a digit
     the reader cannot see.
@@ -158,6 +158,8 @@ def _best(values: list[float | None], column: Column) -> set[int]:
         return set()
     shown = {i: round(v, column.decimals) for i, v in enumerate(values) if v is not None}
     if len(shown) < 2:
+        return set()
+    if len(set(shown.values())) == 1:  # every run the same: nothing stands out
         return set()
     target = max(shown.values()) if column.higher_is_better else min(shown.values())
     return {i for i, v in shown.items() if v == target}

@@ -170,9 +170,13 @@ def _passes(cfg: TaskConfig) -> list[str | None]:
 
 
 def _annotate(rows: list[dict], target: str | None, cfg: TaskConfig) -> list[dict]:
+    """Rows of the pass for ST `target`, with the example's task, target and reference (the spoken text kept as
+    ``transcript``); samples the pass does not ask about are left out."""
     out = []
     for r in rows:
         ex = _example({"meta": r["meta"], "text": r["reference"], "key": r["key"]}, target, cfg)
+        if ex is None:
+            continue
         out.append({**r, "task": ex.task, "target": ex.target, "transcript": r["reference"], "reference": ex.answer})
     return out
 
@@ -191,13 +195,13 @@ def _speech_rows(speech_llm, cfg: EvalConfig) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------------------- cascade
 
-def _transcripts(speech_llm, cfg: EvalConfig, samples: list[dict]) -> dict[str, str]:
-    """key -> the text the cascade's LLM reads for that sample."""
+def _transcripts(speech_llm, cfg: EvalConfig, samples: list[dict]) -> dict[tuple[str, str], str]:
+    """(source, key) -> the text the cascade's LLM reads for that sample."""
     if cfg.cascade == "reference":
-        return {s["key"]: s["reference"] for s in samples}
+        return {(s["source"], s["key"]): s["reference"] for s in samples}
     if cfg.cascade == "asr":
         rows = generate_sharded(speech_llm, cfg.test, TEST_PROMPTS["asr"], cfg.generate, cfg.text_norm)
-        return {r["key"]: r["hypothesis"] for r in rows}
+        return {(r["source"], r["key"]): r["hypothesis"] for r in rows}
     path = Path(cfg.cascade)
     if path.suffix != ".jsonl" or not path.is_file():
         raise FileNotFoundError(f"cascade={cfg.cascade}: expected asr, reference or an existing .jsonl of "
@@ -213,7 +217,7 @@ def _transcripts(speech_llm, cfg: EvalConfig, samples: list[dict]) -> dict[str, 
     missing = [s["key"] for s in samples if s["key"] not in found]
     if missing:
         raise ValueError(f"{path} has no transcript for {len(missing)} test samples, e.g. {missing[:3]}")
-    return found
+    return {(s["source"], s["key"]): found[s["key"]] for s in samples}
 
 
 def _cascade_rows(speech_llm, cfg: EvalConfig) -> list[dict]:
@@ -232,13 +236,13 @@ def _cascade_rows(speech_llm, cfg: EvalConfig) -> list[dict]:
     for i in range(0, len(local), size):
         chunk = local[i:i + size]
         asked = [r for r in chunk if r["task"] != "asr"]
-        contents = [cfg.cascade_template.format(transcript=transcripts[r["key"]], instruction=_example(
+        contents = [cfg.cascade_template.format(transcript=transcripts[r["source"], r["key"]], instruction=_example(
             {"meta": r["meta"], "text": r["transcript"], "key": r["key"]}, r["target"], cfg.tasks).prompt)
             for r in asked]
         answers = dict(zip(map(id, asked), zip(contents, speech_llm.generate_from_text(
             contents, cfg.generate.max_new_tokens)))) if asked else {}
         for r in chunk:
-            content, hyp = answers.get(id(r), ("(the transcript is the answer)", transcripts[r["key"]]))
+            content, hyp = answers.get(id(r), ("(the transcript is the answer)", transcripts[r["source"], r["key"]]))
             mine.append({**r, "prompt": content, "hypothesis": hyp})
     return merge_rows(tdist.all_gather_object(mine))
 

@@ -102,6 +102,8 @@ def test_bold_direction_ties_and_single_value():
     assert column(table, "BLEU ↑") == ["20.00", "**30.00**", MISSING]  # highest wins; null prints as a dash
     assert column(table, "contr. loss cos ↓") == ["**2.000**", "**2.000**", "2.500"]  # exact tie: both bold
     assert column(table, "EM ↑") == ["50.00", MISSING, MISSING]  # a lone value is not "best"
+    same = markdown_table([result("a", {"asr/wer": 100.0}), result("b", {"asr/wer": 100.0})])
+    assert column(same, "WER ↓") == ["100.00", "100.00"]  # all equal: nothing stands out
 
 
 def test_non_finite_and_non_numeric_values_print_as_missing():

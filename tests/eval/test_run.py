@@ -119,3 +119,19 @@ def test_errors_name_the_setting(reader_world, tmp_path):
     log = launch(["eval.run", "--config", config, f"cascade={transcripts}", f"out_dir={tmp_path / 'c'}"]
                  + model_overrides(reader_world), expect=2)
     assert "has no transcript for 47 test samples" in log
+
+
+def test_st_samples_are_asked_once_per_test_target():
+    from eval.run import _annotate, _passes
+    from train.tasks import TaskConfig
+
+    cfg = TaskConfig(st_test_targets=["de", "fr"])
+    samples = [{"key": "a", "reference": "one two", "meta": {}},
+               {"key": "b", "reference": "three four", "meta": {"task": "st", "translations": {"de": "d", "fr": "f"}}},
+               {"key": "c", "reference": "five", "meta": {"task": "st", "translations": {"de": "d2"}}},
+               {"key": "d", "reference": "six", "meta": {"task": "sqa", "question": "q?", "answer": "six"}}]
+    passes = {t: [(r["key"], r["task"], r["target"], r["reference"]) for r in _annotate(samples, t, cfg)]
+              for t in _passes(cfg)}
+    assert passes == {None: [("a", "asr", None, "one two"), ("b", "st", "de", "d"), ("c", "st", "de", "d2"),
+                             ("d", "sqa", None, "six")],
+                      "fr": [("b", "st", "fr", "f")]}
