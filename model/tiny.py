@@ -12,7 +12,8 @@ stride, or Whisper with 80 mel bins; Llama, Gemma3 or Qwen2 with 11 layers so th
 and a byte-level BPE tokenizer trained on the corpus transcripts, so any UTF-8 text (Russian, German) encodes
 without unknown tokens. The weights are random: enough for the plumbing, and a fixed random LLM still gives text
 states that a contrastive projector can measurably learn to match, but these are not speech models and their
-WER/BLEU mean nothing.
+WER/BLEU mean nothing. With ``reading.steps > 0`` the LLM is first taught to read the manifests' tasks from text
+(model/tiny_reader.py), which makes finetuning a projector measurably teach it to hear.
 
 Layout of ``out_dir``: ``encoder/`` (config.json, model.safetensors, preprocessor_config.json), ``llm/`` (config.json,
 generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json, chat_template.jinja) and

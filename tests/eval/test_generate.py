@@ -126,6 +126,17 @@ def test_batch_size_does_not_change_hypotheses(corpus, speech_llm):
     assert _hyps(results[1]) == _hyps(results[4]) == _hyps(results[17])
 
 
+def test_samples_without_a_prompt_are_skipped(corpus, speech_llm):
+    """A pass may ask about some samples only (eval.run: the ST pass for a second target); the others give no row
+    and the asked ones the same answers as when everything is asked."""
+    cfg = GenerateConfig(batch_size=4, max_new_tokens=8)
+    only_b = generate_sharded(speech_llm, corpus["sources"], lambda s: _prompt_for(s) if s["source"] == "b" else None,
+                              cfg)
+    everything = generate_sharded(speech_llm, corpus["sources"], _prompt_for, cfg)
+    assert [r["key"] for r in only_b] == sorted(k for k in corpus["refs"] if k.startswith("b"))
+    assert _hyps(only_b) == {k: h for k, h in _hyps(everything).items() if k.startswith("b")}
+
+
 def test_max_new_tokens_respected(corpus, speech_llm):
     batch = next(build_eval_loader(corpus["sources"][:1], None, 4, None, 0, 1))
     prompts = [ASR] * batch["size"]
