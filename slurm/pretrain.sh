@@ -1,62 +1,29 @@
 #!/usr/bin/env bash
-# Stage 1 pretraining of the projector.
+# Stage 1: contrastive pretraining of the projector (python -m train.pretrain).
 #
-#   sbatch slurm/pretrain.sh train/configs/contr-cos-all.yaml [key.sub=value ...]     # on a Slurm cluster
-#   bash   slurm/pretrain.sh train/configs/demo.yaml [key.sub=value ...]              # one machine, no Slurm
+#   sbatch slurm/pretrain.sh train/configs/contr-cos-all.yaml [key=value ...]          # from the repository root
+#   sbatch --nodes=4 --time=2-00:00:00 --partition=gpu slurm/pretrain.sh CONFIG          # header defaults overridden
+#   CONFIG=train/configs/contr-wasser-all.yaml RUN_DIR=runs/w1 OVERRIDES="optim.lr=2e-4" sbatch slurm/pretrain.sh
+#   bash slurm/pretrain.sh train/configs/demo.yaml                                       # no Slurm: local GPUs or CPU
 #
-# Under Slurm every task is one rank (one GPU): srun starts them all and train/distributed.py reads SLURM_PROCID,
-# SLURM_LOCALID and SLURM_NTASKS; the first node is the rendezvous host. Slurm sends SIGUSR1 five minutes before the
-# time limit (--signal); the ranks checkpoint at the next step and exit 75, and this script requeues the job, which
-# resumes from that checkpoint. Without Slurm: torchrun over the local GPUs (NPROC=n to choose), or one CPU process.
-# Environment: PYTHON (default .venv/bin/python if present), NPROC, MASTER_PORT.
+# Environment: CONFIG, RUN_DIR, OVERRIDES, VENV, PYTHON, NPROC_PER_NODE, MASTER_PORT, LOG_DIR (see slurm/lib.sh).
+# Ten minutes before the time limit Slurm signals this script (--signal=B:USR1@600); every rank checkpoints at the
+# next step boundary, the job requeues itself and resumes from that checkpoint at the exact data position.
 #SBATCH --job-name=speechllm-pretrain
 #SBATCH --nodes=1
-#SBATCH --ntasks-per-node=4
-#SBATCH --gpus-per-node=4
-#SBATCH --cpus-per-task=8
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=8
+#SBATCH --cpus-per-task=64
 #SBATCH --time=24:00:00
-#SBATCH --signal=USR1@300
+#SBATCH --signal=B:USR1@600
 #SBATCH --requeue
 #SBATCH --open-mode=append
 #SBATCH --output=%x-%j.out
 set -euo pipefail
-
-if [[ $# -lt 1 || $1 == -h || $1 == --help ]]; then
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
-  exit $([[ $# -lt 1 ]] && echo 2 || echo 0)
-fi
-REPO=${SLURM_SUBMIT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-cd "$REPO"
-if [[ -z ${PYTHON:-} ]]; then
-  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
-CONFIG=$1
-shift
-[[ -f $CONFIG ]] || { echo "pretrain.sh: config file $CONFIG not found (run from the repository root)" >&2; exit 2; }
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-$(nproc)}}
-export TOKENIZERS_PARALLELISM=false
-
-status=0
-if [[ -n ${SLURM_JOB_ID:-} ]]; then
-  export MASTER_ADDR=${MASTER_ADDR:-$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)}
-  export MASTER_PORT=${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}
-  echo "pretrain.sh: job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}), $SLURM_NTASKS ranks on" \
-       "$SLURM_JOB_NUM_NODES node(s), master $MASTER_ADDR:$MASTER_PORT"
-  srun --kill-on-bad-exit=1 "$PYTHON" -m train.pretrain --config "$CONFIG" "$@" || status=$?
-  if [[ $status -eq 75 ]]; then
-    echo "pretrain.sh: preempted after a checkpoint; requeueing job $SLURM_JOB_ID"
-    scontrol requeue "$SLURM_JOB_ID"
-    exit 0
-  fi
-  exit $status
-fi
-
-if [[ -z ${NPROC:-} ]]; then
-  NPROC=$("$PYTHON" -c "import torch; print(max(1, torch.cuda.device_count()))")
-fi
-if [[ $NPROC -eq 1 ]]; then
-  echo "pretrain.sh: no Slurm; one process ($PYTHON -m train.pretrain)"
-  exec "$PYTHON" -m train.pretrain --config "$CONFIG" "$@"
-fi
-echo "pretrain.sh: no Slurm; torchrun with $NPROC processes on this machine"
-exec "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m train.pretrain --config "$CONFIG" "$@"
+SPEECHLLM_SCRIPT=${BASH_SOURCE[0]}
+REPO=${SLURM_SUBMIT_DIR:-$(cd "$(dirname "$SPEECHLLM_SCRIPT")/.." && pwd)}
+# shellcheck source=slurm/lib.sh
+source "$REPO/slurm/lib.sh" 2>/dev/null || { echo "pretrain.sh: $REPO/slurm/lib.sh missing: sbatch from the repository root" >&2; exit 2; }
+speechllm_setup pretrain.sh "$@"
+[[ -n ${CONFIG:-} ]] || { echo "pretrain.sh: give a config: sbatch slurm/pretrain.sh CONFIG [key=value ...]" >&2; exit 2; }
+speechllm_launch train.pretrain

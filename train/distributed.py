@@ -3,8 +3,9 @@
 Three ways a process can start, all mapped onto torch.distributed's env:// variables:
 
 * ``torchrun`` / ``deepspeed`` launcher: RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT are already set.
-* ``srun`` under Slurm (one task per GPU): SLURM_PROCID, SLURM_LOCALID, SLURM_NTASKS; the master is the first host
-  of SLURM_JOB_NODELIST (``slurm/pretrain.sh`` exports MASTER_ADDR/MASTER_PORT, which win when present).
+* plain ``srun python -m ...`` (one task per GPU): SLURM_PROCID, SLURM_LOCALID, SLURM_NTASKS; the master is the first
+  host of SLURM_JOB_NODELIST (MASTER_ADDR/MASTER_PORT win when present). The batch scripts in slurm/ run torchrun
+  per node instead (train/launch.py), which lands in the case above.
 * plain ``python -m train.pretrain``: a world of one on localhost with a free port.
 
 Without a GPU, DeepSpeed runs with ``DS_ACCELERATOR=cpu`` and gloo; that variable must be set before DeepSpeed is

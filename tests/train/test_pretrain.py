@@ -158,7 +158,7 @@ def test_slurm_script_runs_without_slurm(tone_world):
                           checkpoint={"every_steps": 0})
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     proc = subprocess.run(["bash", "slurm/pretrain.sh", str(config), "optim.lr=1e-3"], cwd=REPO, capture_output=True,
-                          text=True, env={**env, "PYTHON": sys.executable, "NPROC": "1"}, timeout=600)
+                          text=True, env={**env, "PYTHON": sys.executable, "NPROC_PER_NODE": "1"}, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert "no Slurm; one process" in proc.stdout
     assert len(rows(run_dir / "metrics.jsonl")) == 2 and rows(run_dir / "metrics.jsonl")[0]["lr"] > 0
