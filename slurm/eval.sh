@@ -15,6 +15,8 @@
 #SBATCH --cpus-per-task=64
 #SBATCH --time=04:00:00
 #SBATCH --requeue
+##SBATCH --partition=gpu          # your cluster's partition: remove one "#" (or pass --partition=...)
+##SBATCH --account=my-project     # where jobs are billed, if your cluster needs it
 #SBATCH --open-mode=append
 #SBATCH --output=%x-%j.out
 set -euo pipefail

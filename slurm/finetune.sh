@@ -17,6 +17,8 @@
 #SBATCH --time=12:00:00
 #SBATCH --signal=B:USR1@600
 #SBATCH --requeue
+##SBATCH --partition=gpu          # your cluster's partition: remove one "#" (or pass --partition=...)
+##SBATCH --account=my-project     # where jobs are billed, if your cluster needs it
 #SBATCH --open-mode=append
 #SBATCH --output=%x-%j.out
 set -euo pipefail
