@@ -51,7 +51,8 @@ bench: install-dev
 ## The main job end to end on the embedded default (train/configs/demo.yaml): synthetic speech (ASR en/ru/de, a
 ## held-out set with another seed, ST, SQA) -> WebDataset shards -> tiny random-weight HuBERT + Llama directories ->
 ## contrastive pretraining launched through slurm/pretrain.sh without Slurm -> checkpoints, metrics, plots ->
-## multitask finetuning from the pretrained projector and from scratch -> eval.run prints the paper-style table.
+## multitask finetuning from the pretrained projector and from scratch (slurm/finetune.sh) -> evaluation
+## (slurm/eval.sh, i.e. eval.run) prints the paper-style table.
 demo: install
 	$(PY) -m data.synth --out $(DEMO_DIR)/corpus --hours 0.6 --langs en,ru,de --st-hours 0.03 --sqa-hours 0.03 \
 	  --seed 0 --overwrite
@@ -68,12 +69,12 @@ demo: install
 	$(PY) -m model.tiny --out $(DEMO_DIR)/tiny --manifest $(DEMO_DIR)/corpus/*/manifest.jsonl
 	rm -rf $(DEMO_DIR)/runs/demo $(DEMO_DIR)/runs/finetune $(DEMO_DIR)/runs/finetune-nopretrain
 	PYTHON=$(PY) bash slurm/pretrain.sh train/configs/demo.yaml
-	$(PY) -m train.finetune --config train/configs/finetune-demo.yaml
-	$(PY) -m train.finetune --config train/configs/finetune-demo.yaml init_projector=null \
+	PYTHON=$(PY) bash slurm/finetune.sh train/configs/finetune-demo.yaml
+	PYTHON=$(PY) bash slurm/finetune.sh train/configs/finetune-demo.yaml init_projector=null \
 	  run_dir=$(DEMO_DIR)/runs/finetune-nopretrain
-	$(PY) -m eval.run --config train/configs/eval-demo.yaml --checkpoint $(DEMO_DIR)/runs/finetune-nopretrain \
+	PYTHON=$(PY) bash slurm/eval.sh train/configs/eval-demo.yaml checkpoint=$(DEMO_DIR)/runs/finetune-nopretrain \
 	  name="no pretrain"
-	$(PY) -m eval.run --config train/configs/eval-demo.yaml --checkpoint $(DEMO_DIR)/runs/finetune \
+	PYTHON=$(PY) bash slurm/eval.sh train/configs/eval-demo.yaml checkpoint=$(DEMO_DIR)/runs/finetune \
 	  name="contr-cos-all (demo)" compare=[$(DEMO_DIR)/runs/finetune-nopretrain/results]
 
 clean:

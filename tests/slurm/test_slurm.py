@@ -192,3 +192,34 @@ def test_prepare_array_builds_one_shard_set_per_task_and_skips_finished_ones(clu
     again = subprocess.run(["bash", "slurm/prepare.sh", str(parts)], cwd=REPO, env=env, capture_output=True,
                            text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("is complete (index.json), skipped") == 2, again.stdout
+
+
+def test_finetune_then_eval_scripts_on_two_nodes(straight, tone_world):  # noqa: F811
+    """slurm/finetune.sh from the pretrained projector, then slurm/eval.sh generating over both nodes' ranks."""
+    run_dir = tone_world["root"] / "slurm-finetune"
+    config = run_dir.parent / "slurm-finetune.yaml"
+    config.write_text(json.dumps({
+        "run_dir": str(run_dir), "plots": False, "tensorboard": False,
+        "data": {"sources": [{"path": str(tone_world["train"])}], "batch_size": 8, "num_workers": 0},
+        "encoder": {"name_or_path": str(tone_world["encoder"])},
+        "llm": {"name_or_path": str(tone_world["llm"]), "dtype": "float32"},
+        "engine": {"ds_config": "zero2", "grad_accum": 1}, "train": {"max_steps": 4, "log_every": 2},
+        "checkpoint": {"every_steps": 100}}))
+    out = run_dir.parent / "slurm-finetune.out"
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1", "LOG_DIR": str(out.parent / "ranks"),
+           "OVERRIDES": f"init_projector={straight / 'projector'}"}
+    proc = subprocess.run(["sbatch", "--wait", *SBATCH, f"--output={out}", "slurm/finetune.sh", str(config)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, out.read_text()[-6000:] if out.is_file() else proc.stderr
+    assert f"projector initialised from {straight / 'projector'}" in out.read_text()
+    evaluation = run_dir.parent / "slurm-eval.yaml"
+    evaluation.write_text(json.dumps({"test": [{"path": str(tone_world["heldout"])}],
+                                      "generate": {"batch_size": 8, "max_new_tokens": 4},
+                                      "scoring": {"wer_normalizer": "basic"}}))
+    out = run_dir.parent / "slurm-eval.out"
+    proc = subprocess.run(["sbatch", "--wait", *SBATCH, f"--output={out}", "slurm/eval.sh", str(evaluation),
+                           f"checkpoint={run_dir}"], cwd=REPO, env={**env, "OVERRIDES": ""}, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, out.read_text()[-6000:] if out.is_file() else proc.stderr
+    results = json.loads((run_dir / "results" / "results.json").read_text())
+    assert results["metrics"]["asr/n"] == 48 and "| Model |" in out.read_text()
