@@ -37,6 +37,8 @@ class LoadedSample:
     audio: np.ndarray
     text: str
     meta: dict
+    text_states: torch.Tensor | None = None
+    """Cached frozen-LLM states of the transcript: [layers, D] pooled or [L, layers, D] (data/text_cache.py)."""
 
 
 class TextTokenizer:
@@ -99,4 +101,17 @@ def collate(samples: list[LoadedSample], token_ids: list[list[int]] | None, pad_
             text_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.int64)
             text_mask[i, : len(ids)] = True
         batch["text_ids"], batch["text_mask"] = text_ids, text_mask
+    cached = [s.text_states for s in samples]
+    if b and all(c is not None for c in cached):
+        if cached[0].dim() == 2:  # pooled: [B, layers, D]
+            batch["text_pooled"] = torch.stack(cached)
+        else:  # every token: [B, L, layers, D], aligned with text_ids
+            lengths = [c.shape[0] for c in cached]
+            if token_ids is not None and lengths != [len(ids) for ids in token_ids]:
+                raise ValueError(f"cached text states have {lengths} tokens but the transcripts tokenise to "
+                                 f"{[len(ids) for ids in token_ids]}: the cache was built with another tokenizer")
+            states = cached[0].new_zeros(b, max(lengths), *cached[0].shape[1:])
+            for i, c in enumerate(cached):
+                states[i, :lengths[i]] = c
+            batch["text_states"] = states
     return batch

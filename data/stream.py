@@ -28,6 +28,7 @@ from data.audio import TARGET_SAMPLE_RATE, BadSample, decode_audio
 from data.collate import TEXT_NORMS, LoadedSample, TextTokenizer, collate, normalize_text
 from data.plan import Planner, PlanSpec, SourceOrder, initial_state
 from data.shards import ShardReader, load_table, read_index
+from data.text_cache import TextCacheReader
 
 log = logging.getLogger("data.stream")
 STATE_VERSION = 1
@@ -89,6 +90,9 @@ class StreamConfig:
     """Let the tokenizer add BOS/EOS (the paper's text side uses bare transcript tokens)."""
     max_text_tokens: int = 1024
     """Samples with longer tokenised transcripts are filtered out."""
+    text_cache: str | None = None
+    """Directory of cached frozen-LLM text hidden states (`python -m train.cache_text`); batches then carry them
+    (text_pooled or text_states) and training skips the text-side LLM forward."""
     samples_per_epoch: int | None = None
     """Global samples per epoch; default: all usable samples of all sources."""
     subset_fraction: float = 1.0
@@ -185,6 +189,7 @@ class _PlannedBatches(IterableDataset):
 
     def __init__(self, planner: Planner, catalogs: list[SourceCatalog], cfg: StreamConfig, tokenizer: TextTokenizer):
         self.planner, self.catalogs, self.cfg, self.tokenizer = planner, catalogs, cfg, tokenizer
+        self._cache = None
         self.start_state = initial_state(len(cfg.bucket_edges))
 
     def __iter__(self):
@@ -236,7 +241,16 @@ class _PlannedBatches(IterableDataset):
             ids = self.tokenizer.encode(text)
             if len(ids) > self.cfg.max_text_tokens:
                 raise BadSample("text_too_long", f"{len(ids)} tokens > max_text_tokens={self.cfg.max_text_tokens}")
-        return LoadedSample(catalog.keys[item], catalog.name, audio.samples, text, meta), ids, fixes
+        cached = None
+        if self.cfg.text_cache:
+            if self._cache is None:  # opened in each worker process (file handles do not cross a fork)
+                self._cache = TextCacheReader(self.cfg.text_cache)
+            cached = self._cache.lookup(catalog.name, catalog.shard_path(item), catalog.keys[item])
+            if cached is None:
+                raise BadSample("text_cache_missing", f"no cached text states in {self.cfg.text_cache} (rerun "
+                                                      f"python -m train.cache_text for this source)")
+        sample = LoadedSample(catalog.keys[item], catalog.name, audio.samples, text, meta, cached)
+        return sample, ids, fixes
 
 
 FILTER_REASONS = frozenset({"text_too_long"})  # dropped by policy, not evidence of broken data

@@ -86,6 +86,25 @@ class PretrainModule(StageTimer, nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
+    def _text_states(self, batch: dict, shift) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """Text-side hidden states: from the text cache when the batch carries them (no LLM forward), else computed.
+
+        Pooled cache entries become one-token sequences: the cosine objective's masked mean over one token is the
+        cached mean itself.
+        """
+        m, device = self.speech_llm, self.speech_llm.device
+        if "text_pooled" in batch or "text_states" in batch:
+            if "text_pooled" in batch:
+                cached = batch["text_pooled"].to(device)[:, None]  # [B, 1, layers, D]
+                mask = torch.ones(cached.shape[:2], dtype=torch.bool, device=device)
+            else:
+                cached, mask = batch["text_states"].to(device), batch["text_mask"].to(device).bool()
+            cached = cached.to(m.embed_dtype)
+            return {layer: cached[:, :, i] for i, layer in enumerate(m.layers)}, mask
+        text_shift = shift if m.cfg.position_shift_shared else m.draw_position_shift(batch["audio"].shape[0])
+        return m.text_hidden_states(batch["text_ids"].to(device), batch["text_mask"].to(device),
+                                    position_shift=text_shift)
+
     def forward(self, batch: dict) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
         """One micro-batch: ``(total loss or None when a non-finite loss is skipped, metrics)``.
 
@@ -108,11 +127,9 @@ class PretrainModule(StageTimer, nn.Module):
             shift = m.draw_position_shift(audio.shape[0])
             with self._timed("llm_speech"):
                 speech = m.states_from_embeds(embeds, speech_mask, shift=shift)
-            text_shift = shift if m.cfg.position_shift_shared else m.draw_position_shift(audio.shape[0])
             with self._timed("llm_text"):
-                text, text_mask = m.text_hidden_states(batch["text_ids"].to(device), batch["text_mask"].to(device),
-                                                       position_shift=text_shift)
-            counts["count/text_tokens"] = text_mask.sum()
+                text, text_mask = self._text_states(batch, shift)
+            counts["count/text_tokens"] = batch["text_mask"].sum()
         if self.objective.cfg.uses_asr:
             with self._timed("llm_asr"):
                 prompt = m.build_prompt_embeds(embeds, speech_mask, [self.asr_prompt] * audio.shape[0], batch["texts"])

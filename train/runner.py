@@ -70,6 +70,8 @@ def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: 
     ds = deepspeed_config(cfg.engine, cfg.data.batch_size, cfg.optim.clip_grad_norm, dist_env.world_size)
     if zero_stage(ds) == 3:
         speech_llm.cfg.early_stop = False  # ZeRO-3 hooks must see every started module finish
+    if getattr(cfg.data, "text_cache", None):
+        _check_text_cache(cfg, speech_llm)
     module = make_module(speech_llm)
     loader = StreamLoader(cfg.data, dist_env.rank, dist_env.world_size, tokenizer=speech_llm.tokenizer)
     total = cfg.train.total_steps(loader.batches_per_epoch, cfg.engine.grad_accum)
@@ -105,6 +107,23 @@ def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: 
         _finish(run_dir, checkpointer, cfg.plots, status)
     tdist.teardown()
     return 0 if status == "finished" else EXIT_PREEMPTED
+
+
+def _check_text_cache(cfg, speech_llm) -> None:
+    """Refuses a text cache built for other settings (the manifest's spec must equal what this run implies)."""
+    from data.text_cache import check_spec, read_manifest
+    from train.cache_text import cache_spec
+
+    if not hasattr(cfg, "loss") or cfg.loss.contrastive_kind is None:
+        raise ValueError("data.text_cache holds text states for contrastive pretraining; unset it for this job")
+    saved = read_manifest(cfg.data.text_cache)["spec"]
+    check_spec(cfg.data.text_cache, cache_spec(cfg, speech_llm.llm, speech_llm.tokenizer, saved["pooling"],
+                                               saved["dtype"]))
+    if cfg.loss.objective.startswith("wasser") and saved["pooling"] == "mean":
+        raise ValueError(f"data.text_cache={cfg.data.text_cache} holds pooled states, but the wasser objective needs "
+                         f"every token: rebuild it with --pooling none")
+    log.info("text states from the cache %s (%s, %s): the text-side LLM forward is skipped", cfg.data.text_cache,
+             saved["pooling"], saved["dtype"])
 
 
 def _changed_settings(before: dict, now: dict, prefix: str = "") -> dict:
