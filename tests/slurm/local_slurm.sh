@@ -42,9 +42,11 @@ install -d -o munge -g munge -m 700 /var/log/munge /var/lib/munge
 running /run/munge/munged.pid || runuser -u munge -- /usr/sbin/munged
 for _ in $(seq 50); do munge -n </dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
 
-cpus=$(nproc)
+# CPUs and topology as slurmd itself sees them (`nproc` would honour OMP_NUM_THREADS and disagree with slurmd)
+hardware=$(slurmd -C)
+cpus=$(grep -o 'CPUs=[0-9]*' <<<"$hardware" | head -n 1 | cut -d= -f2)
 mem=$(( ($(free -m | awk '/^Mem:/{print $2}') - 512) / NODES ))
-topology=$(slurmd -C | grep -o 'SocketsPerBoard=[0-9]* CoresPerSocket=[0-9]* ThreadsPerCore=[0-9]*' |
+topology=$(grep -o 'SocketsPerBoard=[0-9]* CoresPerSocket=[0-9]* ThreadsPerCore=[0-9]*' <<<"$hardware" |
            sed 's/SocketsPerBoard/Sockets/')
 mkdir -p "$BASE"/{run,log,state} /etc/slurm
 nodes=""
@@ -52,7 +54,8 @@ for i in $(seq "$NODES"); do
   mkdir -p "$BASE/spool/n$i"
   nodes+="NodeName=n$i NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$((17000 + i)) CPUs=$cpus $topology RealMemory=$mem"$'\n'
 done
-cat > /etc/slurm/slurm.conf <<CONF
+conf=$(mktemp)
+cat > "$conf" <<CONF
 ClusterName=speechllm-test
 SlurmctldHost=$HOST
 SlurmUser=root
@@ -77,13 +80,28 @@ SlurmdLogFile=$BASE/log/slurmd-%n.log
 $nodes
 PartitionName=debug Nodes=n[1-$NODES] Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
-if running "$BASE/run/slurmctld.pid"; then scontrol reconfigure; else slurmctld; fi
+# A changed configuration (other node count, CPUs) needs fresh daemons: running ones would keep the old one.
+if ! cmp -s "$conf" /etc/slurm/slurm.conf; then
+  for pidfile in "$BASE"/run/slurmd-*.pid "$BASE/run/slurmctld.pid"; do [[ -e $pidfile ]] && halt "$pidfile"; done
+  rm -rf "$BASE/state"/*
+  mv "$conf" /etc/slurm/slurm.conf
+else
+  rm -f "$conf"
+fi
+running "$BASE/run/slurmctld.pid" || slurmctld
 for i in $(seq "$NODES"); do running "$BASE/run/slurmd-n$i.pid" || slurmd -N "n$i"; done
 
-ready() { local states; states=$(sinfo -h -N -o %t 2>/dev/null) && [[ -n $states ]] && ! grep -vqE '^(idle|mix|alloc)' <<<"$states"; }
-for i in $(seq 120); do
+ready() {
+  local states
+  states=$(timeout 5 sinfo -h -N -o %t 2>/dev/null) && [[ -n $states ]] && ! grep -vqE '^(idle|mix|alloc)' <<<"$states"
+}
+deadline=$((SECONDS + 60))
+resumed=0
+while (( SECONDS < deadline )); do
   ready && break
-  (( i == 20 )) && { scontrol update nodename="n[1-$NODES]" state=resume || true; }
+  if (( !resumed && SECONDS > deadline - 50 )); then
+    resumed=1; timeout 5 scontrol update nodename="n[1-$NODES]" state=resume || true
+  fi
   sleep 0.5
 done
 ready || { echo "local Slurm did not come up:" >&2; sinfo -N >&2 || true; tail -n 20 "$BASE"/log/*.log >&2; exit 1; }

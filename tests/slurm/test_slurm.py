@@ -223,3 +223,20 @@ def test_finetune_then_eval_scripts_on_two_nodes(straight, tone_world):  # noqa:
     assert proc.returncode == 0, out.read_text()[-6000:] if out.is_file() else proc.stderr
     results = json.loads((run_dir / "results" / "results.json").read_text())
     assert results["metrics"]["asr/n"] == 48 and "| Model |" in out.read_text()
+
+
+def test_cache_text_array_splits_the_shards_over_tasks(cluster, tone_world):  # noqa: F811
+    """slurm/cache_text.sh as a 2-task job array: each task writes its half of the shard files, together all."""
+    run_dir = tone_world["root"] / "slurm-cache"
+    config = write_config(tone_world, run_dir, llm={"position_shift_max": 0})
+    cache = tone_world["root"] / "text-cache"
+    out = tone_world["root"] / "cache-%A_%a.out"
+    proc = subprocess.run(["sbatch", "--wait", "--array=0-1", "--gpus-per-node=0", "--cpus-per-task=1",
+                           f"--output={out}", "slurm/cache_text.sh", str(config), f"data.text_cache={cache}"],
+                          cwd=REPO, env={**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=600)
+    logs = "".join(p.read_text() for p in tone_world["root"].glob("cache-*.out"))
+    assert proc.returncode == 0, logs[-4000:] + proc.stderr
+    assert "part 0 of 2" in logs and "part 1 of 2" in logs
+    shards = json.loads((tone_world["train"] / "index.json").read_text())["shards"]
+    assert len(list(cache.rglob("*.safetensors"))) == len(shards) == 4
