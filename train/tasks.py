@@ -1,6 +1,6 @@
 """Finetuning tasks: which task a sample belongs to, its chat prompt and the answer the LLM must produce.
 
-Test prompts are the paper's (../shared/DESIGN.md): ASR "Can you transcribe this audio?", SQA "Listen to the audio
+Test prompts are the paper's (arXiv 2412.15712): ASR "Can you transcribe this audio?", SQA "Listen to the audio
 and answer this question: <question>", ST "Can you translate this audio from <source> into <target>?". Training
 samples a prompt from a per-task list, ST prompts also written in the target language (the paper's fr/it/es/de
 variants), so the projector does not overfit one wording.
