@@ -65,6 +65,10 @@ class LossConfig:
     """Use the other ranks' samples as negatives (global batch); no effect in a single process."""
     local_loss: bool = False
     """With gathered negatives, score only this rank's rows against all columns (open_clip `local_loss`)."""
+    grad_cache: bool = True
+    """With gradient accumulation, contrast every sample against all micro-batches of the step (GradCache: the exact
+    gradient of one big batch, for one extra no-grad speech forward per micro-batch; train/grad_cache.py). False:
+    each micro-batch only against itself (and the other ranks' current micro-batches)."""
     nonfinite: Literal["raise", "skip"] = "raise"
     """On a NaN/inf loss: raise NonFiniteLossError, or return None as the total so the caller skips the step."""
 
@@ -227,8 +231,12 @@ def check_finite(value: Tensor, what: str, keys: list[str] | None = None, layer:
 
 
 def _nonfinite_rows(h: Tensor, mask: Tensor, keys: list[str] | None) -> list[str]:
-    """Keys (or indices) of the samples whose valid positions hold NaN/inf: the diagnosis for an error message."""
-    bad = (~torch.isfinite(h) & mask.bool().unsqueeze(-1)).flatten(1).any(dim=1)
+    """Keys (or indices) of the samples whose valid positions hold NaN/inf: the diagnosis for an error message.
+
+    ``h`` is ``[B, L, D]`` (states, token clouds) or ``[B, D]`` (pooled features, which have no padding).
+    """
+    valid = mask.bool().unsqueeze(-1) if h.dim() == 3 else torch.ones_like(h, dtype=torch.bool)
+    bad = (~torch.isfinite(h) & valid).flatten(1).any(dim=1)
     return [str(keys[i]) if keys and i < len(keys) else f"#{i}" for i in bad.nonzero().flatten().tolist()]
 
 
@@ -283,7 +291,8 @@ class ContrastiveLoss(nn.Module):
         return torch.exp(-self.log_logit_scale[0])
 
     def forward(self, speech_states: dict[int, Tensor], speech_mask: Tensor, text_states: dict[int, Tensor],
-                text_mask: Tensor, keys: list[str] | None = None) -> tuple[Tensor | None, dict[str, Tensor]]:
+                text_mask: Tensor, keys: list[str] | None = None,
+                from_features: bool = False) -> tuple[Tensor | None, dict[str, Tensor]]:
         """Weighted sum over layers of the InfoNCE loss between speech and text states.
 
         Args:
@@ -292,6 +301,8 @@ class ContrastiveLoss(nn.Module):
             text_states: Layer index -> ``[B, Lt, D]`` hidden states of the transcripts (same layers).
             text_mask: ``[B, Lt]``, True at valid transcript tokens.
             keys: Sample keys, for error messages.
+            from_features: The "states" are already `features` of the states (GradCache's full-batch loss over
+                cached features of several micro-batches): skip the pooling/normalisation.
 
         Returns:
             ``(total, metrics)``: the weighted sum (None in ``skip`` mode when a layer's loss is not finite) and
@@ -302,20 +313,34 @@ class ContrastiveLoss(nn.Module):
             NonFiniteLossError: A layer's loss is NaN/inf (``nonfinite="raise"``).
             ValueError: Mismatched layers, batch sizes or lengths, or a sample without valid positions.
         """
-        layers = self._layers(speech_states, text_states)
-        _check_inputs(speech_states, speech_mask, text_states, text_mask, layers, keys)
+        if from_features:  # made by `features`, which checked the layers and dropped those weighted 0
+            fs, ft, layers = speech_states, text_states, sorted(speech_states)
+        else:
+            layers = self._layers(speech_states, text_states)
+            _check_inputs(speech_states, speech_mask, text_states, text_mask, layers, keys)
+            fs, ft = self.features(speech_states, speech_mask), self.features(text_states, text_mask)
         temperature = self.temperature()
         gathered = self._gather_context(speech_mask, text_mask)
-        losses = {l: self._layer_loss(speech_states[l], speech_mask, text_states[l], text_mask, temperature, gathered)
-                  for l in layers}
+        losses = {l: self._layer_loss(fs[l], speech_mask, ft[l], text_mask, temperature, gathered) for l in layers}
         metrics = {f"{self.kind}/layer_{l}": v.detach() for l, v in losses.items()}
         if not bool(torch.isfinite(torch.stack(list(losses.values()))).all()):  # one host sync for all layers
             for l, v in losses.items():
-                detail = _diagnose(speech_states[l], speech_mask, text_states[l], text_mask, keys)
+                detail = _diagnose(fs[l], speech_mask, ft[l], text_mask, keys)
                 if check_finite(v, self.kind, keys, l, self.cfg.nonfinite, detail) is None:
                     return None, metrics
         weights = self.cfg.layer_weights or {}
         return sum(weights.get(l, 1.0) * v for l, v in losses.items()), metrics
+
+    def features(self, states: dict[int, Tensor], mask: Tensor) -> dict[int, Tensor]:
+        """What the similarity consumes, per layer with a positive weight: for ``cos`` the masked mean-pooled,
+        L2-normalised ``[B, D]`` vectors; for ``wasser`` the per-token L2-normalised ``[B, L, D]`` clouds with exact
+        zeros at padding. The loss depends on the states only through these, which is what lets GradCache hold a
+        whole global batch of them (``[B, D]`` per layer for cos) instead of its LLM activations.
+        """
+        weights = self.cfg.layer_weights or {}
+        if self.kind == "cos":
+            return {l: l2_normalize(masked_mean_pool(h, mask)) for l, h in states.items() if weights.get(l, 1.0) > 0}
+        return {l: _token_cloud(h, mask) for l, h in states.items() if weights.get(l, 1.0) > 0}
 
     def _layers(self, speech_states: dict[int, Tensor], text_states: dict[int, Tensor]) -> list[int]:
         if sorted(speech_states) != sorted(text_states):
@@ -341,16 +366,13 @@ class ContrastiveLoss(nn.Module):
         return _Gathered(offset=sum(sizes[:rank]), scale=sizes[rank] * world / sum(sizes),
                          speech_mask=masks[0], text_mask=masks[1])
 
-    def _layer_loss(self, hs: Tensor, ms: Tensor, ht: Tensor, mt: Tensor, temperature: Tensor | float,
+    def _layer_loss(self, fs: Tensor, ms: Tensor, ft: Tensor, mt: Tensor, temperature: Tensor | float,
                     g: _Gathered | None) -> Tensor:
-        if self.kind == "cos":  # pool before gathering: [B, D] travels instead of [B, L, D]
-            fs, ft = l2_normalize(masked_mean_pool(hs, ms)), l2_normalize(masked_mean_pool(ht, mt))
-
+        """InfoNCE of one layer from its `features` (cos: pooled before any gather, so ``[B, D]`` travels)."""
+        if self.kind == "cos":
             def sim(a: Tensor, _ma: Tensor | None, b: Tensor, _mb: Tensor | None) -> Tensor:
                 return a @ b.T
         else:
-            fs, ft = _token_cloud(hs, ms), _token_cloud(ht, mt)
-
             def sim(a: Tensor, ma: Tensor | None, b: Tensor, mb: Tensor | None) -> Tensor:
                 # model.sinkhorn rejects non-finite tokens with a ValueError; turn them into a NaN loss instead so
                 # that the non-finite guard (layer, keys, skip mode) handles every objective alike. Checked after

@@ -22,7 +22,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-__all__ = ["EngineConfig", "deepspeed_config", "resolve_ds_config_path", "build_engine", "DS_CONFIG_DIR"]
+__all__ = ["EngineConfig", "resolve_grad_accum", "deepspeed_config", "resolve_ds_config_path", "build_engine",
+           "DS_CONFIG_DIR"]
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,39 @@ class EngineConfig:
     """Compute precision of the engine: auto = the JSON's setting (bf16) on GPU and fp32 on CPU, where bf16 matmuls
     are slow and exact-resume tests want plain fp32."""
     grad_accum: int = 1
-    """Micro-batches per optimizer step (paper: 2)."""
+    """Micro-batches per optimizer step (paper: 2). Derived from `global_batch_size` when that is set."""
+    global_batch_size: int = 0
+    """Samples per optimizer step over all ranks, which with `loss.grad_cache` is also the number of contrastive
+    candidates each sample competes with, independent of what fits in memory: grad_accum becomes
+    global_batch_size / (data.batch_size x ranks), which must be a whole number. 0: data.batch_size x grad_accum x
+    ranks."""
 
     def __post_init__(self):
         if self.precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
         if self.grad_accum < 1:
             raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
+        if self.global_batch_size < 0:
+            raise ValueError(f"global_batch_size must be >= 0, got {self.global_batch_size}")
         resolve_ds_config_path(self.ds_config)  # fail at config time, not after the models are loaded
+
+
+def resolve_grad_accum(cfg: EngineConfig, micro_batch_size: int, world_size: int) -> int:
+    """Sets ``cfg.grad_accum`` from ``cfg.global_batch_size`` (when set) for this world size and returns it.
+
+    Raises:
+        ValueError: the global batch is not a whole number of micro-batches on every rank.
+    """
+    if cfg.global_batch_size:
+        per_step = micro_batch_size * world_size
+        if cfg.global_batch_size % per_step:
+            below = cfg.global_batch_size // per_step
+            fits = [per_step * k for k in (below, below + 1) if k > 0]
+            raise ValueError(f"engine.global_batch_size={cfg.global_batch_size} is not a multiple of data.batch_size "
+                             f"x ranks = {micro_batch_size} x {world_size} = {per_step}: use e.g. "
+                             f"{' or '.join(map(str, fits))}, or change data.batch_size")
+        cfg.grad_accum = cfg.global_batch_size // per_step
+    return cfg.grad_accum
 
 
 def resolve_ds_config_path(name_or_path: str) -> Path:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from train import distributed as tdist
 from train.checkpoint import Checkpointer, rng_state, set_rng_state
+from train.grad_cache import GradCacheStep
 
 __all__ = ["LoopConfig", "Trainer", "STOP_SIGNALS"]
 
@@ -73,6 +74,11 @@ class Trainer:
         self._stop = False
         self._rng: dict | None = None
         self.sample_rate = loader.cfg.sample_rate
+        objective = getattr(module, "objective", None)
+        self.grad_cache = None
+        if (engine.gradient_accumulation_steps() > 1 and objective is not None and objective.contrastive is not None
+                and objective.cfg.grad_cache):
+            self.grad_cache = GradCacheStep(engine, module)
 
     # ------------------------------------------------------------------------------------------ state
     def state(self) -> tuple[dict, dict]:
@@ -144,7 +150,21 @@ class Trainer:
             bar.close()
         return "finished"
 
+    def _skip(self, keys: list[str], skipped_in_row: int, micro_batches: int = 1) -> None:
+        """Counts skipped micro-batches; stops after `max_consecutive_skips` skips in a row."""
+        self.skipped += micro_batches
+        what = "micro-batch" if micro_batches == 1 else f"global batch ({micro_batches} micro-batches)"
+        log.warning("non-finite loss at step %d (batch %s...): %s skipped (%d micro-batches so far)", self.step + 1,
+                    keys[:3], what, self.skipped)
+        if skipped_in_row >= self.cfg.max_consecutive_skips:
+            what = "micro-batches" if micro_batches == 1 else "global batches"
+            raise FloatingPointError(f"{skipped_in_row} {what} in a row had a non-finite loss: lower optim.lr, "
+                                     f"check the data named above, or use loss.nonfinite=raise to stop at the "
+                                     f"first one")
+
     def _train_step(self, it) -> dict:
+        if self.grad_cache is not None:
+            return self._global_batch_step(it)
         start = time.perf_counter()
         accum = self.engine.gradient_accumulation_steps()
         lr = self.engine.optimizer.param_groups[0]["lr"]
@@ -158,14 +178,8 @@ class Trainer:
             waits += time.perf_counter() - t
             total, metrics = self.engine(batch)
             if tdist.all_reduce_max(float(total is None)):  # every rank skips together or none does
-                self.skipped += 1
                 skipped_in_row += 1
-                log.warning("non-finite loss at step %d (batch %s...): micro-batch skipped (%d so far)",
-                            self.step + 1, batch["keys"][:3], self.skipped)
-                if skipped_in_row >= self.cfg.max_consecutive_skips:
-                    raise FloatingPointError(f"{skipped_in_row} micro-batches in a row had a non-finite loss: "
-                                             f"lower optim.lr, check the data named above, or use loss.nonfinite="
-                                             f"raise to stop at the first one")
+                self._skip(batch["keys"], skipped_in_row)
                 continue
             t = time.perf_counter()
             self.engine.backward(total)
@@ -177,9 +191,37 @@ class Trainer:
             for k, v in metrics.items():
                 if not k.startswith("count/"):
                     sums[k] += float(v) / accum
-            counts += torch.tensor([batch["size"], float(batch["audio_lengths"].sum()) / self.sample_rate,
-                                    float(metrics.get("count/speech_tokens", 0)),
-                                    float(metrics.get("count/text_tokens", 0))], dtype=torch.float64)
+            counts += self._counts([batch], metrics)
+        timings = {"data_wait": waits, "backward": backward, "optimizer": optim}
+        return self._step_row(sums, counts, start, lr, timings)
+
+    def _global_batch_step(self, it) -> dict:
+        """A step whose micro-batches contrast against each other too (`train.grad_cache`)."""
+        start = time.perf_counter()
+        lr = self.engine.optimizer.param_groups[0]["lr"]
+        waits, skipped_in_row = 0.0, 0
+        while True:
+            t = time.perf_counter()
+            batches = [next(it) for _ in range(self.engine.gradient_accumulation_steps())]
+            waits += time.perf_counter() - t
+            metrics, timings = self.grad_cache(batches)
+            if metrics is not None:
+                break
+            skipped_in_row += 1
+            self._skip([k for b in batches for k in b["keys"]], skipped_in_row, len(batches))
+        sums = {k: float(v) for k, v in metrics.items() if not k.startswith("count/")}
+        return self._step_row(sums, self._counts(batches, metrics), start, lr, {"data_wait": waits, **timings})
+
+    def _counts(self, batches: list[dict], metrics: dict) -> torch.Tensor:
+        """samples, audio seconds, speech tokens, text tokens"""
+        return torch.tensor([sum(b["size"] for b in batches),
+                             sum(float(b["audio_lengths"].sum()) for b in batches) / self.sample_rate,
+                             float(metrics.get("count/speech_tokens", 0)), float(metrics.get("count/text_tokens", 0))],
+                            dtype=torch.float64)
+
+    def _step_row(self, sums: dict[str, float], counts: torch.Tensor, start: float, lr: float,
+                  timings: dict[str, float]) -> dict:
+        """Averages the step's metrics over ranks, adds throughput and timings, updates the counters."""
         keys = sorted(sums)
         packed = torch.cat([torch.tensor([sums[k] for k in keys], dtype=torch.float64), counts])
         packed = tdist.all_reduce_sum(packed)
@@ -195,7 +237,7 @@ class Trainer:
                "epoch": self.loader.epoch, "samples": self.samples, "audio_hours": self.audio_seconds / 3600,
                "step_time_s": elapsed, "audio_hours_per_s": seconds / 3600 / elapsed,
                "tokens_per_s": (speech_tokens + text_tokens) / elapsed, "skipped_micro_batches": self.skipped}
-        timings = {"data_wait": waits, "backward": backward, "optimizer": optim, **self.module.pop_timings()}
+        timings = {**timings, **self.module.pop_timings()}
         row.update({f"time/{k}_s": v for k, v in timings.items()})
         return row
 

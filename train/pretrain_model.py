@@ -17,7 +17,7 @@ from torch import nn
 
 from model.encoders import EncoderConfig, build_encoder
 from model.llm import LLMConfig, load_llm
-from model.losses import AlignmentObjective, LossConfig
+from model.losses import AlignmentObjective, LossConfig, asr_loss
 from model.projectors import ProjectorConfig, build_projector
 from model.speech_llm import SpeechLLM
 
@@ -105,36 +105,114 @@ class PretrainModule(StageTimer, nn.Module):
         return m.text_hidden_states(batch["text_ids"].to(device), batch["text_mask"].to(device),
                                     position_shift=text_shift)
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    def forward(self, batch: dict | None = None, mode: str = "loss", **kwargs):
         """One micro-batch: ``(total loss or None when a non-finite loss is skipped, metrics)``.
 
-        The metrics add ``count/speech_tokens`` and ``count/text_tokens`` (this rank's, for throughput).
+        The metrics add ``count/speech_tokens`` and ``count/text_tokens`` (this rank's, for throughput). The other
+        modes are passes of a GradCache step (`train.grad_cache`) that run through the DeepSpeed engine:
+        ``"features"`` (see `features`), ``"replay"`` (see `replay`), and ``"global_loss"`` (see `global_loss`,
+        which GradCache calls directly instead).
         """
+        if mode == "features":
+            return self.features(batch)
+        if mode == "global_loss":
+            return self.global_loss(**kwargs)
+        if mode == "replay":
+            return self.replay(batch, **kwargs)
+        if mode != "loss":
+            raise ValueError(f"unknown mode {mode!r}")
+        speech, speech_mask, counts = self._speech_states(batch)
+        text = text_mask = logits = labels = None
+        if speech is not None:
+            text, text_mask = self._text_side(batch, counts)
+        if self.objective.cfg.uses_asr:
+            logits, labels = self._asr_logits(batch, counts)
+        with self._timed("loss"):
+            total, metrics = self.objective(speech, speech_mask, text, text_mask, logits, labels, keys=batch["keys"])
+        return total, {**metrics, **{k: v.detach().float() for k, v in counts.items()}}
+
+    # ------------------------------------------------------------------------------------------ stages
+    def _speech_states(self, batch: dict):
+        """encoder -> projector (-> LLM over the speech when the objective is contrastive). Keeps the projected
+        embeddings for the ASR term and draws the RNG (dropout, position shift) in a fixed order, which GradCache's
+        replay relies on."""
         m = self.speech_llm
-        device = m.device
-        audio, audio_mask = batch["audio"].to(device), batch["audio_mask"].to(device)
+        audio, audio_mask = batch["audio"].to(m.device), batch["audio_mask"].to(m.device)
         with self._timed("encoder"), torch.no_grad():
             enc = m.encoder(audio, audio_mask)
         with self._timed("projector"):
             embeds, speech_mask = m.projector(enc.features, enc.mask)
             embeds, speech_mask = embeds.to(m.embed_dtype), speech_mask.bool()
+        self._embeds = (embeds, speech_mask)
         counts = {"count/speech_tokens": speech_mask.sum()}
-        speech = text = text_mask = logits = labels = None
-        if self.objective.contrastive is not None:
-            if "text_ids" not in batch:
-                raise ValueError("contrastive pretraining needs text_ids: set data.tokenizer (train.pretrain sets it "
-                                 "to the LLM's directory by default)")
-            shift = m.draw_position_shift(audio.shape[0])
-            with self._timed("llm_speech"):
-                speech = m.states_from_embeds(embeds, speech_mask, shift=shift)
-            with self._timed("llm_text"):
-                text, text_mask = self._text_states(batch, shift)
-            counts["count/text_tokens"] = batch["text_mask"].sum()
+        if self.objective.contrastive is None:
+            return None, speech_mask, counts
+        if "text_ids" not in batch:
+            raise ValueError("contrastive pretraining needs text_ids: set data.tokenizer (train.pretrain sets it "
+                             "to the LLM's directory by default)")
+        self._shift = m.draw_position_shift(audio.shape[0])
+        with self._timed("llm_speech"):
+            speech = m.states_from_embeds(embeds, speech_mask, shift=self._shift)
+        return speech, speech_mask, counts
+
+    def _text_side(self, batch: dict, counts: dict):
+        with self._timed("llm_text"):
+            text, text_mask = self._text_states(batch, self._shift)
+        counts["count/text_tokens"] = batch["text_mask"].sum()
+        return text, text_mask
+
+    def _asr_logits(self, batch: dict, counts: dict):
+        m = self.speech_llm
+        embeds, speech_mask = self._embeds
+        with self._timed("llm_asr"):
+            prompt = m.build_prompt_embeds(embeds, speech_mask, [self.asr_prompt] * embeds.shape[0], batch["texts"])
+            logits, labels = m.answer_logits(prompt)
+        counts["count/answer_tokens"] = torch.tensor(labels.numel())
+        return logits, labels
+
+    # ------------------------------------------------------------------------------------------ GradCache passes
+    def features(self, batch: dict) -> dict:
+        """GradCache pass 1 (the caller disables grad): the contrastive `features` of both sides of one micro-batch,
+        the ASR term's value when the objective has one (so that a non-finite micro-batch is known before any
+        backward), and the token counts."""
+        speech, speech_mask, counts = self._speech_states(batch)
+        text, text_mask = self._text_side(batch, counts)
+        contrastive = self.objective.contrastive
+        out = {"speech": contrastive.features(speech, speech_mask), "speech_mask": speech_mask,
+               "text": contrastive.features(text, text_mask), "text_mask": text_mask.bool(), "counts": counts}
         if self.objective.cfg.uses_asr:
-            with self._timed("llm_asr"):
-                prompt = m.build_prompt_embeds(embeds, speech_mask, [self.asr_prompt] * audio.shape[0], batch["texts"])
-                logits, labels = m.answer_logits(prompt)
-            counts["count/answer_tokens"] = torch.tensor(labels.numel())
+            logits, labels = self._asr_logits(batch, counts)
+            out["asr"] = asr_loss(logits, labels)
+        return out
+
+    def global_loss(self, speech: dict, speech_mask, text: dict, text_mask, keys: list[str]):
+        """GradCache pass 2: the contrastive loss over the features of every micro-batch of the step (this rank's;
+        other ranks' are gathered as negatives as usual). ``(loss or None, per-layer metrics)``."""
+        contrastive = self.objective.contrastive
         with self._timed("loss"):
-            total, metrics = self.objective(speech, speech_mask, text, text_mask, logits, labels, keys=batch["keys"])
-        return total, {**metrics, **{k: v.detach().float() for k, v in counts.items()}}
+            loss, metrics = contrastive(speech, speech_mask, text, text_mask, keys, from_features=True)
+        if contrastive.log_logit_scale is not None:
+            metrics["contrastive/temperature"] = torch.exp(-contrastive.log_logit_scale.detach()[0])
+        return loss, metrics
+
+    def replay(self, batch: dict, speech_grads: dict, temperature_term: dict | None = None,
+               temperature_scale: float = 1.0):
+        """GradCache pass 3, with grad: the speech side of one micro-batch again (the caller restores the RNG state
+        of pass 1, so dropout and position shifts repeat exactly) and the surrogate loss whose gradient is the
+        full-batch loss's: ``sum(features * d loss / d features)``, plus the micro-batch's ASR term and, once per
+        step with a learned temperature, the full-batch loss over detached features (``temperature_term``: the
+        `global_loss` arguments) times ``temperature_scale``, whose only gradient is the temperature's."""
+        speech, speech_mask, counts = self._speech_states(batch)
+        feats = self.objective.contrastive.features(speech, speech_mask)
+        surrogate = sum((feats[l] * g).sum() for l, g in speech_grads.items())
+        if self.objective.cfg.uses_asr:
+            logits, labels = self._asr_logits(batch, counts)
+            value = asr_loss(logits, labels)
+            if not bool(torch.isfinite(value)):  # pass 1 saw a finite value: only nondeterminism gets here
+                raise FloatingPointError(f"the ASR loss of batch {batch['keys'][:3]} was finite in GradCache's first "
+                                         f"pass but not in its replay: nondeterministic kernels?")
+            surrogate = surrogate + self.objective.cfg.asr_weight * value
+        if temperature_term is not None:
+            loss, _ = self.global_loss(**temperature_term)
+            surrogate = surrogate + self.objective.cfg.contrastive_weight * temperature_scale * loss
+        return surrogate

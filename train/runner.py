@@ -21,7 +21,7 @@ from model.speech_llm import SpeechLLM
 from train import distributed as tdist
 from train.checkpoint import Checkpointer
 from train.config import config_diff, dump_config, to_dict
-from train.engine import build_engine, deepspeed_config, zero_stage
+from train.engine import build_engine, deepspeed_config, resolve_grad_accum, zero_stage
 from train.export import META, WEIGHTS
 from train.loop import Trainer
 from train.metrics import MetricsLogger
@@ -58,6 +58,7 @@ def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: 
     run_dir = Path(cfg.run_dir)
     if cfg.data.tokenizer is None:  # the text side must be tokenised exactly as the frozen LLM expects
         cfg.data.tokenizer = cfg.llm.name_or_path
+    resolve_grad_accum(cfg.engine, cfg.data.batch_size, dist_env.world_size)
     if dist_env.is_main:
         dump_config(cfg, run_dir)
         log.info("run %s; settings changed from the defaults: %s", run_dir,
@@ -99,6 +100,13 @@ def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: 
         trainer.restore(state, local)
     log.info("training %d optimizer steps (%d batches per epoch per rank, accumulation %d, %d ranks)", total,
              loader.batches_per_epoch, cfg.engine.grad_accum, dist_env.world_size)
+    loss_cfg = getattr(cfg, "loss", None)
+    if loss_cfg is not None and loss_cfg.contrastive_kind:
+        across = "all micro-batches (GradCache)" if trainer.grad_cache is not None else "its own micro-batch"
+        ranks = f" of all {dist_env.world_size} ranks" if loss_cfg.gather_negatives else " of this rank"
+        per_step = cfg.data.batch_size * (cfg.engine.grad_accum if trainer.grad_cache is not None else 1) * (
+            dist_env.world_size if loss_cfg.gather_negatives else 1)
+        log.info("contrastive candidates per sample: %d (each sample against %s%s)", per_step, across, ranks)
     try:
         status = trainer.run()
     finally:
