@@ -39,7 +39,7 @@ install-gpu: install
 
 test: install-dev
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 lint: install-dev
 	$(PY) -m ruff check .
