@@ -58,6 +58,13 @@ class LLMConfig:
     early_stop: bool = True
     """Stop the LLM forward after the deepest requested layer (saves the layers above it). The trainer turns it
     off under DeepSpeed ZeRO-3, whose parameter fetch/release hooks expect every started module to finish."""
+    packing: Literal["off", "auto", "rows", "varlen"] = "off"
+    """Padding-free forward of speech and transcript sequences (model/packing.py): "varlen" puts a batch in one row
+    and gives flash-attn the sequence boundaries; "rows" packs into rows of `pack_capacity` with block-diagonal
+    masks (SDPA/eager, any device); "auto" = varlen with flash-attn, else rows. Prompted sequences (ASR term,
+    generation) stay padded."""
+    pack_capacity: int = 0
+    """Positions per packed row for "rows" (0: the longest sequence of the batch)."""
 
     def __post_init__(self):
         if isinstance(self.layers, str):
@@ -75,6 +82,10 @@ class LLMConfig:
             raise ValueError(f"position_shift_max must be >= 0, got {self.position_shift_max}")
         if not self.speech_placeholder or self.speech_placeholder != self.speech_placeholder.strip():
             raise ValueError(f"speech_placeholder must be non-empty without outer spaces: {self.speech_placeholder!r}")
+        if self.packing not in ("off", "auto", "rows", "varlen"):
+            raise ValueError(f"packing must be one of off, auto, rows, varlen; got {self.packing!r}")
+        if self.pack_capacity < 0:
+            raise ValueError(f"pack_capacity must be >= 0, got {self.pack_capacity}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
@@ -208,9 +219,9 @@ class _StopForward(Exception):
     """Raised by a hook once the deepest requested layer has run; never escapes `llm_hidden_states`."""
 
 
-def llm_hidden_states(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None,
+def llm_hidden_states(model: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | dict | None,
                       layers: Sequence[int], position_ids: torch.Tensor | None = None,
-                      early_stop: bool = True) -> dict[int, torch.Tensor]:
+                      early_stop: bool = True, **attention_kwargs) -> dict[int, torch.Tensor]:
     """HF ``output_hidden_states`` at the requested indices, running decoder layers only up to the deepest one.
 
     Design: we call the HF decoder's own forward (so embedding scaling, rotary tables, causal / sliding-window /
@@ -226,10 +237,12 @@ def llm_hidden_states(model: nn.Module, inputs_embeds: torch.Tensor, attention_m
     Args:
         model: HF causal LM (or its base decoder).
         inputs_embeds: [B, S, D] input embeddings (for text, ``model.get_input_embeddings()(ids)``).
-        attention_mask: [B, S] 1/True on real tokens (left or right padding), or None.
+        attention_mask: [B, S] 1/True on real tokens (left or right padding), or None; or, for packed sequences
+            (`model.packing`), a ready 4D mask or a dict of them per attention type.
         layers: hidden-state indices in [0, L] (see `resolve_layers`).
         position_ids: [B, S]; None lets HF use 0..S-1 (see `position_ids_from_mask` for padding-independent ids).
         early_stop: stop after the deepest requested layer (else run the whole decoder and only capture).
+        attention_kwargs: passed to the attention layers (flash-attn's ``cu_seq_lens_q`` etc. for packing).
 
     Returns:
         {index: [B, S, D] hidden state}.
@@ -261,7 +274,7 @@ def llm_hidden_states(model: nn.Module, inputs_embeds: torch.Tensor, attention_m
             handles.append(blocks[i - 1].register_forward_hook(grab_output(i)))
     try:
         out = decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-                      use_cache=False, output_hidden_states=False, output_attentions=False)
+                      use_cache=False, output_hidden_states=False, output_attentions=False, **attention_kwargs)
         captured[n] = out.last_hidden_state
     except _StopForward:
         pass

@@ -27,6 +27,7 @@ from model.llm import (
     position_ids_from_mask,
     resolve_layers,
 )
+from model.packing import VARLEN_ATTENTION, packed_inputs, unpack
 
 __all__ = ["SpeechLLM", "PromptBatch", "IGNORE_INDEX"]
 
@@ -124,9 +125,21 @@ class SpeechLLM(nn.Module):
         layers = self.layers if layers is None else resolve_layers(layers, self.num_layers)
         if shift is None:
             shift = self.draw_position_shift(embeds.shape[0])
+        mode = self.packing_mode
+        if mode != "off":
+            plan, inputs = packed_inputs(self.llm, embeds, mask, shift, mode, self.cfg.pack_capacity)
+            states = llm_hidden_states(self.llm, layers=layers, early_stop=self.cfg.early_stop, **inputs)
+            return {layer: unpack(h, mask, plan) for layer, h in states.items()}
         position_ids = position_ids_from_mask(mask, None if shift is None else torch.as_tensor(shift).to(mask.device))
         return llm_hidden_states(self.llm, embeds, mask, layers, position_ids=position_ids,
                                  early_stop=self.cfg.early_stop)
+
+    @property
+    def packing_mode(self) -> str:
+        """"off", "rows" or "varlen": `LLMConfig.packing` with "auto" resolved for this model's attention."""
+        if self.cfg.packing != "auto":
+            return self.cfg.packing
+        return "varlen" if self.llm.config._attn_implementation in VARLEN_ATTENTION else "rows"
 
     def speech_hidden_states(self, audio: torch.Tensor, audio_mask: torch.Tensor,
                              layers: str | Sequence[int] | None = None,
