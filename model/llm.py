@@ -58,7 +58,7 @@ class LLMConfig:
     early_stop: bool = True
     """Stop the LLM forward after the deepest requested layer (saves the layers above it). The trainer turns it
     off under DeepSpeed ZeRO-3, whose parameter fetch/release hooks expect every started module to finish."""
-    packing: Literal["off", "auto", "rows", "varlen"] = "off"
+    packing: Literal["off", "auto", "rows", "varlen"] = "auto"
     """Padding-free forward of speech and transcript sequences (model/packing.py): "varlen" puts a batch in one row
     and gives flash-attn the sequence boundaries; "rows" packs into rows of `pack_capacity` with block-diagonal
     masks (SDPA/eager, any device); "auto" = varlen with flash-attn, else rows. Prompted sequences (ASR term,
