@@ -100,15 +100,15 @@ class GradCacheStep:
         timings = {"grad_cache_first_pass": time.perf_counter() - start}
         if tdist.all_reduce_max(float(not finite)):  # every rank skips together or none does
             return None, timings
-        t = time.perf_counter()
         # d(total)/d(features), times accum: the engine divides every micro-batch's loss by accum in backward.
         grads = torch.autograd.grad(loss, list(leaves.values()))
         scale = cfg.contrastive_weight * accum
         per_batch = split_rows({l: g * scale for l, g in zip(leaves, grads)}, speech_masks)
         temperature_term = None
         if cfg.learn_temperature:
-            temperature_term = {"speech": {l: t.detach() for l, t in speech.items()}, "speech_mask": speech_mask,
-                                "text": text, "text_mask": text_mask, "keys": keys}
+            # pass 1 ran without grad, so these features carry none: the term's only gradient is the temperature's
+            temperature_term = {"speech": speech, "speech_mask": speech_mask, "text": text, "text_mask": text_mask,
+                                "keys": keys}
         backward = optim = 0.0
         for i, batch in enumerate(batches):
             set_rng_state(before[i])

@@ -121,21 +121,21 @@ class PretrainModule(StageTimer, nn.Module):
             return self.replay(batch, **kwargs)
         if mode != "loss":
             raise ValueError(f"unknown mode {mode!r}")
-        speech, speech_mask, counts = self._speech_states(batch)
+        speech, speech_mask, embeds, shift, counts = self._speech_states(batch)
         text = text_mask = logits = labels = None
         if speech is not None:
-            text, text_mask = self._text_side(batch, counts)
+            text, text_mask = self._text_side(batch, shift, counts)
         if self.objective.cfg.uses_asr:
-            logits, labels = self._asr_logits(batch, counts)
+            logits, labels = self._asr_logits(batch, embeds, speech_mask, counts)
         with self._timed("loss"):
             total, metrics = self.objective(speech, speech_mask, text, text_mask, logits, labels, keys=batch["keys"])
         return total, {**metrics, **{k: v.detach().float() for k, v in counts.items()}}
 
     # ------------------------------------------------------------------------------------------ stages
     def _speech_states(self, batch: dict):
-        """encoder -> projector (-> LLM over the speech when the objective is contrastive). Keeps the projected
-        embeddings for the ASR term and draws the RNG (dropout, position shift) in a fixed order, which GradCache's
-        replay relies on."""
+        """encoder -> projector (-> LLM over the speech when the objective is contrastive): ``(states or None,
+        speech mask, projected embeddings (for the ASR term), position shift, counts)``. Draws the RNG (dropout, then
+        the position shift) in a fixed order, which GradCache's replay relies on."""
         m = self.speech_llm
         audio, audio_mask = batch["audio"].to(m.device), batch["audio_mask"].to(m.device)
         with self._timed("encoder"), torch.no_grad():
@@ -143,27 +143,25 @@ class PretrainModule(StageTimer, nn.Module):
         with self._timed("projector"):
             embeds, speech_mask = m.projector(enc.features, enc.mask)
             embeds, speech_mask = embeds.to(m.embed_dtype), speech_mask.bool()
-        self._embeds = (embeds, speech_mask)
         counts = {"count/speech_tokens": speech_mask.sum()}
         if self.objective.contrastive is None:
-            return None, speech_mask, counts
+            return None, speech_mask, embeds, None, counts
         if "text_ids" not in batch:
             raise ValueError("contrastive pretraining needs text_ids: set data.tokenizer (train.pretrain sets it "
                              "to the LLM's directory by default)")
-        self._shift = m.draw_position_shift(audio.shape[0])
+        shift = m.draw_position_shift(audio.shape[0])
         with self._timed("llm_speech"):
-            speech = m.states_from_embeds(embeds, speech_mask, shift=self._shift)
-        return speech, speech_mask, counts
+            speech = m.states_from_embeds(embeds, speech_mask, shift=shift)
+        return speech, speech_mask, embeds, shift, counts
 
-    def _text_side(self, batch: dict, counts: dict):
+    def _text_side(self, batch: dict, shift, counts: dict):
         with self._timed("llm_text"):
-            text, text_mask = self._text_states(batch, self._shift)
+            text, text_mask = self._text_states(batch, shift)
         counts["count/text_tokens"] = batch["text_mask"].sum()
         return text, text_mask
 
-    def _asr_logits(self, batch: dict, counts: dict):
+    def _asr_logits(self, batch: dict, embeds, speech_mask, counts: dict):
         m = self.speech_llm
-        embeds, speech_mask = self._embeds
         with self._timed("llm_asr"):
             prompt = m.build_prompt_embeds(embeds, speech_mask, [self.asr_prompt] * embeds.shape[0], batch["texts"])
             logits, labels = m.answer_logits(prompt)
@@ -175,13 +173,13 @@ class PretrainModule(StageTimer, nn.Module):
         """GradCache pass 1 (the caller disables grad): the contrastive `features` of both sides of one micro-batch,
         the ASR term's value when the objective has one (so that a non-finite micro-batch is known before any
         backward), and the token counts."""
-        speech, speech_mask, counts = self._speech_states(batch)
-        text, text_mask = self._text_side(batch, counts)
+        speech, speech_mask, embeds, shift, counts = self._speech_states(batch)
+        text, text_mask = self._text_side(batch, shift, counts)
         contrastive = self.objective.contrastive
         out = {"speech": contrastive.features(speech, speech_mask), "speech_mask": speech_mask,
                "text": contrastive.features(text, text_mask), "text_mask": text_mask.bool(), "counts": counts}
         if self.objective.cfg.uses_asr:
-            logits, labels = self._asr_logits(batch, counts)
+            logits, labels = self._asr_logits(batch, embeds, speech_mask, counts)
             out["asr"] = asr_loss(logits, labels)
         return out
 
@@ -202,11 +200,11 @@ class PretrainModule(StageTimer, nn.Module):
         full-batch loss's: ``sum(features * d loss / d features)``, plus the micro-batch's ASR term and, once per
         step with a learned temperature, the full-batch loss over detached features (``temperature_term``: the
         `global_loss` arguments) times ``temperature_scale``, whose only gradient is the temperature's."""
-        speech, speech_mask, counts = self._speech_states(batch)
+        speech, speech_mask, embeds, _, counts = self._speech_states(batch)
         feats = self.objective.contrastive.features(speech, speech_mask)
         surrogate = sum((feats[l] * g).sum() for l, g in speech_grads.items())
         if self.objective.cfg.uses_asr:
-            logits, labels = self._asr_logits(batch, counts)
+            logits, labels = self._asr_logits(batch, embeds, speech_mask, counts)
             value = asr_loss(logits, labels)
             if not bool(torch.isfinite(value)):  # pass 1 saw a finite value: only nondeterminism gets here
                 raise FloatingPointError(f"the ASR loss of batch {batch['keys'][:3]} was finite in GradCache's first "
