@@ -69,12 +69,16 @@ class LossConfig:
     """With gradient accumulation, contrast every sample against all micro-batches of the step (GradCache: the exact
     gradient of one big batch, for one extra no-grad speech forward per micro-batch; train/grad_cache.py). False:
     each micro-batch only against itself (and the other ranks' current micro-batches)."""
+    kernels: Literal["auto", "torch", "triton"] = "auto"
+    """Sinkhorn solver: "triton" runs its eps-scaling loop with the fused kernel (model/kernels/), "torch" with the
+    reference (model/sinkhorn.py), "auto" = triton for float32 CUDA tensors when triton is installed."""
     nonfinite: Literal["raise", "skip"] = "raise"
     """On a NaN/inf loss: raise NonFiniteLossError, or return None as the total so the caller skips the step."""
 
     def __post_init__(self):
         for name, allowed in (("objective", ("cos", "wasser", "asr", "cos+asr", "wasser+asr")),
-                              ("direction", ("t2s", "s2t", "sym")), ("nonfinite", ("raise", "skip"))):
+                              ("direction", ("t2s", "s2t", "sym")), ("nonfinite", ("raise", "skip")),
+                              ("kernels", ("auto", "torch", "triton"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
@@ -151,11 +155,12 @@ def _token_cloud(h: Tensor, mask: Tensor) -> Tensor:
     return l2_normalize(_zero_padding(h, mask))
 
 
-def _sinkhorn_similarity(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, blur: float, scaling: float) -> Tensor:
-    # Imported here: geomloss is needed only by the Wasserstein objective.
+def _sinkhorn_similarity(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, blur: float, scaling: float,
+                         backend: str = "torch") -> Tensor:
     from model.sinkhorn import sinkhorn_divergence_matrix
 
-    return -sinkhorn_divergence_matrix(x, x_mask.bool(), y, y_mask.bool(), blur=blur, scaling=scaling, p=2)
+    return -sinkhorn_divergence_matrix(x, x_mask.bool(), y, y_mask.bool(), blur=blur, scaling=scaling, p=2,
+                                       backend=backend)
 
 
 def wasserstein_similarity_matrix(speech_h: Tensor, speech_mask: Tensor, text_h: Tensor, text_mask: Tensor,
@@ -180,26 +185,30 @@ def info_nce(sim: Tensor, temperature: float | Tensor, direction: Literal["t2s",
     needs a square matrix (offset 0); for a rank-local ``sym`` average two single-direction calls instead.
 
     Args:
-        sim: ``[Bs, Bt]`` similarities.
+        sim: ``[Bs, Bt]`` similarities, or ``[L, Bs, Bt]`` for L independent problems (layers) at once.
         temperature: Softmax temperature (a tensor when learned).
         direction: "t2s", "s2t" or "sym".
         offset: Index of the first query's positive among the candidates.
 
     Returns:
-        Mean cross-entropy over the queries (float32 or wider).
+        Mean cross-entropy over the queries (float32 or wider): a scalar, or ``[L]``.
     """
     if direction == "sym":
-        if sim.shape[0] != sim.shape[1] or offset:
+        if sim.shape[-2] != sim.shape[-1] or offset:
             raise ValueError(f"sym InfoNCE needs a square matrix and offset 0, got {tuple(sim.shape)}, offset {offset}")
         return 0.5 * (info_nce(sim, temperature, "s2t") + info_nce(sim, temperature, "t2s"))
     if direction not in ("t2s", "s2t"):
         raise ValueError(f"direction must be t2s, s2t or sym, got {direction!r}")
-    logits = sim if direction == "s2t" else sim.T  # rows = queries
-    if offset < 0 or offset + logits.shape[0] > logits.shape[1]:
-        raise ValueError(f"{logits.shape[0]} queries at offset {offset} do not fit {logits.shape[1]} candidates")
+    logits = sim if direction == "s2t" else sim.mT  # rows = queries
+    queries, candidates = logits.shape[-2:]
+    if offset < 0 or offset + queries > candidates:
+        raise ValueError(f"{queries} queries at offset {offset} do not fit {candidates} candidates")
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
-    labels = torch.arange(logits.shape[0], device=logits.device) + offset
-    return F.cross_entropy(logits, labels)
+    labels = torch.arange(queries, device=logits.device) + offset
+    if logits.dim() == 2:
+        return F.cross_entropy(logits, labels)
+    per_query = F.cross_entropy(logits.reshape(-1, candidates), labels.repeat(logits.shape[0]), reduction="none")
+    return per_query.view(logits.shape[0], queries).mean(-1)
 
 
 def check_finite(value: Tensor, what: str, keys: list[str] | None = None, layer: int | None = None,
@@ -321,7 +330,13 @@ class ContrastiveLoss(nn.Module):
             fs, ft = self.features(speech_states, speech_mask), self.features(text_states, text_mask)
         temperature = self.temperature()
         gathered = self._gather_context(speech_mask, text_mask)
-        losses = {l: self._layer_loss(fs[l], speech_mask, ft[l], text_mask, temperature, gathered) for l in layers}
+        if self.kind == "cos":  # all layers at once: [B, L, D] features, one gather, one batched similarity
+            stacked = self._layer_loss(torch.stack([fs[l] for l in layers], 1), speech_mask,
+                                       torch.stack([ft[l] for l in layers], 1), text_mask, temperature, gathered)
+            losses = dict(zip(layers, stacked.unbind(0)))
+        else:
+            losses = {l: self._layer_loss(fs[l], speech_mask, ft[l], text_mask, temperature, gathered)
+                      for l in layers}
         metrics = {f"{self.kind}/layer_{l}": v.detach() for l, v in losses.items()}
         if not bool(torch.isfinite(torch.stack(list(losses.values()))).all()):  # one host sync for all layers
             for l, v in losses.items():
@@ -368,10 +383,11 @@ class ContrastiveLoss(nn.Module):
 
     def _layer_loss(self, fs: Tensor, ms: Tensor, ft: Tensor, mt: Tensor, temperature: Tensor | float,
                     g: _Gathered | None) -> Tensor:
-        """InfoNCE of one layer from its `features` (cos: pooled before any gather, so ``[B, D]`` travels)."""
+        """InfoNCE of one layer from its `features`; for cos, of all layers at once from ``[B, L, D]`` stacked
+        features (pooled before any gather, so ``[B, L, D]`` travels in one collective), returning ``[L]``."""
         if self.kind == "cos":
             def sim(a: Tensor, _ma: Tensor | None, b: Tensor, _mb: Tensor | None) -> Tensor:
-                return a @ b.T
+                return torch.einsum("ild,jld->lij", a, b)  # [L, Bs, Bt]
         else:
             def sim(a: Tensor, ma: Tensor | None, b: Tensor, mb: Tensor | None) -> Tensor:
                 # model.sinkhorn rejects non-finite tokens with a ValueError; turn them into a NaN loss instead so
@@ -379,7 +395,7 @@ class ContrastiveLoss(nn.Module):
                 # the gathers so that every rank still takes part in every collective.
                 if not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
                     return a.new_full((a.shape[0], b.shape[0]), math.nan)
-                return _sinkhorn_similarity(a, ma, b, mb, self.cfg.blur, self.cfg.scaling)
+                return _sinkhorn_similarity(a, ma, b, mb, self.cfg.blur, self.cfg.scaling, self.cfg.kernels)
 
         direction = self.cfg.direction
         if g is None:

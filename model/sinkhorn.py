@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "BACKENDS",
+    "resolve_backend",
     "SinkhornConfig",
     "epsilon_schedules",
     "pair_diameters",
@@ -67,6 +69,8 @@ def _check_params(blur: float, scaling: float, p: int) -> None:
     if p != 2:
         raise ValueError(f"only p=2 (cost |x - y|^2 / 2) is implemented, got p={p}")
 
+
+BACKENDS = ("auto", "torch", "triton")
 
 # ------------------------------------------------------------------------------------------------ schedules
 def epsilon_schedules(diameters: np.ndarray, p: int, blur: float, scaling: float) -> list[np.ndarray]:
@@ -247,9 +251,28 @@ def _trim_padding(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     return (x, mask) if last == mask.shape[1] else (x[:, :last], mask[:, :last])
 
 
+def resolve_backend(backend: str, x: Tensor) -> str:
+    """"torch" or "triton" for ``backend`` in auto/torch/triton: auto takes the Triton kernels for float32 CUDA
+    tensors when triton is installed (float64 stays on the reference: the kernels accumulate in float32)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        from model.kernels.softmin import triton_available
+
+        fits = x.is_cuda and x.dtype != torch.float64 and triton_available()
+        return "triton" if fits else "torch"
+    return backend
+
+
 def _sinkhorn(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, blur: float, scaling: float, p: int,
-              outer: bool) -> Tensor:
-    """Shared body of the matrix (``outer``: pairs ``[Bx, By]``) and paired (pairs ``[B]``) divergences."""
+              outer: bool, backend: str = "torch") -> Tensor:
+    """Shared body of the matrix (``outer``: pairs ``[Bx, By]``) and paired (pairs ``[B]``) divergences.
+
+    ``backend="triton"`` runs the no-grad eps-scaling loop (all but one of the softmins) with the fused kernel of
+    `model.kernels.softmin`; the differentiated last step stays here, in torch, where its weights are kept for the
+    backward.
+    """
+    backend = resolve_backend(backend, x)
     if x.dtype in (torch.float16, torch.bfloat16):  # eps = blur^2 = 2.5e-3 is below half precision's comfort zone
         x, y = x.float(), y.float()
     x, x_mask = _trim_padding(x, x_mask)
@@ -283,14 +306,22 @@ def _sinkhorn(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, blur: float,
         f_aa = torch.zeros_like(f_ba)
         g_ab = x.new_zeros(*pairs, y.shape[1])  # potentials on y_j for OT(a_i, b_j) and OT(b_j, b_j)
         g_bb = torch.zeros_like(g_ab)
-        buf_xy, buf_xx, buf_yy = (x.new_empty(*pairs, *c.shape[-2:]) for c in (c_xy, cd_xx, cd_yy))
+        if backend == "triton":
+            from model.kernels.softmin import softmin_pairs
+
+            def softmin(_buf, eps, cost, h, dim):
+                return softmin_pairs(eps, cost, h, dim).to(x.dtype), None
+            buf_xy = buf_xx = buf_yy = None
+        else:
+            softmin = _softmin
+            buf_xy, buf_xx, buf_yy = (x.new_empty(*pairs, *c.shape[-2:]) for c in (c_xy, cd_xx, cd_yy))
         for t, eps in enumerate(eps_steps):
             e = eps[..., None]
             # Symmetric updates from the same old potentials (zero potentials make step 0 geomloss' initialisation).
-            ft_ba, _ = _softmin(buf_xy, eps, c_xy, log_b + g_ab / e, dim=-1)
-            gt_ab, _ = _softmin(buf_xy, eps, c_xy, log_a + f_ba / e, dim=-2)
-            ft_aa, _ = _softmin(buf_xx, eps, cd_xx, log_a + f_aa / e, dim=-1)
-            gt_bb, _ = _softmin(buf_yy, eps, cd_yy, log_b + g_bb / e, dim=-1)
+            ft_ba, _ = softmin(buf_xy, eps, c_xy, log_b + g_ab / e, dim=-1)
+            gt_ab, _ = softmin(buf_xy, eps, c_xy, log_a + f_ba / e, dim=-2)
+            ft_aa, _ = softmin(buf_xx, eps, cd_xx, log_a + f_aa / e, dim=-1)
+            gt_bb, _ = softmin(buf_yy, eps, cd_yy, log_b + g_bb / e, dim=-1)
             phase = None if t > start_np.max() else t - start
             f_ba, g_ab = _step(f_ba, ft_ba, phase), _step(g_ab, gt_ab, phase)
             f_aa, g_bb = _step(f_aa, ft_aa, phase), _step(g_bb, gt_bb, phase)
@@ -329,7 +360,8 @@ def _check_inputs(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, paired: 
 
 
 def sinkhorn_divergence_matrix(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, blur: float = 0.05,
-                               scaling: float = 0.5, p: int = 2) -> Tensor:
+                               scaling: float = 0.5, p: int = 2,
+                               backend: str = "torch") -> Tensor:
     """Debiased Sinkhorn divergence between every x set and every y set.
 
     ``S[i, j] = SamplesLoss("sinkhorn", p=p, blur=blur, scaling=scaling, debias=True)(x[i][x_mask[i]],
@@ -344,6 +376,8 @@ def sinkhorn_divergence_matrix(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Ten
         blur: Target blur; final temperature ``blur ** p``.
         scaling: Blur ratio between eps-scaling steps, in (0, 1).
         p: Cost exponent; only 2 (``C = |x - y|^2 / 2``).
+        backend: "torch" (this file), "triton" (the fused softmin kernel for the eps-scaling loop) or "auto"
+            (triton for float32 CUDA tensors when it is installed).
 
     Returns:
         ``[Bx, By]`` divergences.
@@ -354,11 +388,12 @@ def sinkhorn_divergence_matrix(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Ten
     """
     _check_params(blur, scaling, p)
     _check_inputs(x, x_mask, y, y_mask, paired=False)
-    return _sinkhorn(x, x_mask, y, y_mask, blur, scaling, p, outer=True)
+    return _sinkhorn(x, x_mask, y, y_mask, blur, scaling, p, outer=True, backend=backend)
 
 
 def sinkhorn_divergence_pairs(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, blur: float = 0.05,
-                              scaling: float = 0.5, p: int = 2) -> Tensor:
+                              scaling: float = 0.5, p: int = 2,
+                              backend: str = "torch") -> Tensor:
     """Debiased Sinkhorn divergence between paired sets: ``S[k]`` for ``(x[k], y[k])``, shapes ``[B, N, D]``,
     ``[B, M, D]`` -> ``[B]``. Equals the diagonal of `sinkhorn_divergence_matrix` at ``1 / B`` of its cost.
 
@@ -366,4 +401,4 @@ def sinkhorn_divergence_pairs(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tens
     """
     _check_params(blur, scaling, p)
     _check_inputs(x, x_mask, y, y_mask, paired=True)
-    return _sinkhorn(x, x_mask, y, y_mask, blur, scaling, p, outer=False)
+    return _sinkhorn(x, x_mask, y, y_mask, blur, scaling, p, outer=False, backend=backend)

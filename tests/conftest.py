@@ -15,6 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Triton kernels (model/kernels/) run under Triton's CPU interpreter where there is no GPU: same code, checked
+# against the torch reference. Must be set before triton.jit decorates them, i.e. before any test imports them.
+if not os.environ.get("CUDA_VISIBLE_DEVICES") and not os.path.exists("/dev/nvidia0"):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 WORDS = ("the quick brown fox jumps over a lazy dog while seven small birds sing near an old river bank "
          "under bright morning light and children walk slowly to school").split()
