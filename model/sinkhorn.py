@@ -123,16 +123,23 @@ def _aligned_schedule(diameters: np.ndarray, p: int, blur: float, scaling: float
     return eps, start
 
 
+def _bounding_box(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Per set, the coordinate-wise min and max over its real points, in one pass: padded positions are filled
+    with the set's first real point, which moves neither bound."""
+    first = mask.long().argmax(1)  # index of a real point of each set
+    anchor = x[torch.arange(x.shape[0], device=x.device), first][:, None]  # [B, 1, D]
+    lo, hi = torch.aminmax(torch.where(mask[..., None], x, anchor), dim=1)
+    return lo, hi
+
+
 def pair_diameters(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, outer: bool = True) -> Tensor:
     """geomloss ``max_diameter`` of each pair's real points: norm of the bounding box of both sets.
 
     Returns ``[Bx, By]`` when ``outer`` else ``[B]`` (pair ``k`` = ``(x_k, y_k)``), in the inputs' dtype.
     """
     with torch.no_grad():
-        inf = torch.tensor(float("inf"), dtype=x.dtype, device=x.device)
-        xm, ym = x_mask[..., None], y_mask[..., None]
-        x_lo, x_hi = torch.where(xm, x, inf).amin(1), torch.where(xm, x, -inf).amax(1)  # [Bx, D]
-        y_lo, y_hi = torch.where(ym, y, inf).amin(1), torch.where(ym, y, -inf).amax(1)  # [By, D]
+        x_lo, x_hi = _bounding_box(x, x_mask)  # [Bx, D]
+        y_lo, y_hi = _bounding_box(y, y_mask)  # [By, D]
         if outer:  # [Bx, By, D]: one D-vector per pair, not one per token pair
             x_lo, x_hi, y_lo, y_hi = x_lo[:, None], x_hi[:, None], y_lo[None], y_hi[None]
         return (torch.maximum(x_hi, y_hi) - torch.minimum(x_lo, y_lo)).norm(dim=-1)
@@ -151,7 +158,7 @@ class _CrossCost(torch.autograd.Function):
     def forward(ctx, x: Tensor, y: Tensor, outer: bool) -> tuple[Tensor, Tensor]:  # noqa: D102
         ctx.save_for_backward(x, y)
         ctx.outer = outer
-        sq_x, sq_y = (x * x).sum(-1), (y * y).sum(-1)
+        sq_x, sq_y = _squared_norms(x), _squared_norms(y)
         if outer:  # [Bx * N, D] @ [D, By * M]: every pair's dot products in one matmul
             (bx, n, d), (by, m, _) = x.shape, y.shape
             xy = (x.reshape(bx * n, d) @ y.reshape(by * m, d).T).view(bx, n, by, m).transpose(1, 2)
@@ -178,10 +185,30 @@ class _CrossCost(torch.autograd.Function):
         return grad_x, grad_y, None
 
 
+def _squared_norms(x: Tensor) -> Tensor:
+    """``|x_n|^2`` in one fused reduction (no ``x * x`` temporary the size of the tokens)."""
+    return torch.linalg.vector_norm(x, dim=-1).square()
+
+
+class _SelfCost(torch.autograd.Function):
+    """``C(x, x.detach())`` per set, ``[B, N, N]``: like geomloss, differentiated through the first argument only,
+    so ``dC[n, n'] / dx_n = x_n - x_n'`` and the backward is ``rowsum(G) * x - G @ x``: one matmul, no autograd
+    graph over the ``[B, N, D]`` squares."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # noqa: D102
+        ctx.save_for_backward(x)
+        sq = _squared_norms(x)
+        return torch.baddbmm((sq[:, :, None] + sq[:, None, :]) / 2, x, x.mT, alpha=-1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: D102
+        (x,) = ctx.saved_tensors
+        return torch.baddbmm(grad.sum(-1, keepdim=True) * x, grad, x, alpha=-1)
+
+
 def _self_cost(x: Tensor) -> Tensor:
-    """``C(x, x.detach())`` per set, ``[B, N, N]``: like geomloss, differentiated through the first argument only."""
-    xd = x.detach()
-    return ((x * x).sum(-1)[:, :, None] - 2 * (x @ xd.mT) + (xd * xd).sum(-1)[:, None, :]) / 2
+    return _SelfCost.apply(x)
 
 
 # ------------------------------------------------------------------------------------------------ Sinkhorn
@@ -246,9 +273,11 @@ def _step(f: Tensor, f_new: Tensor, phase: Tensor | None) -> Tensor:
 
 def _trim_padding(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Drop trailing positions that are padding in every set (e.g. a batch padded to a global length): they change
-    nothing but cost compute, and slicing gives them an exact zero gradient."""
+    nothing but cost compute, and slicing gives them an exact zero gradient. Only when that saves a tenth of the
+    positions: the slice's backward writes a zero-filled gradient of the full size, which costs more than a few
+    padded columns."""
     last = int(mask.any(0).nonzero().max()) + 1
-    return (x, mask) if last == mask.shape[1] else (x[:, :last], mask[:, :last])
+    return (x, mask) if last > 0.9 * mask.shape[1] else (x[:, :last], mask[:, :last])
 
 
 def resolve_backend(backend: str, x: Tensor) -> str:

@@ -23,6 +23,7 @@ import pytest
 import torch
 from geomloss import SamplesLoss
 
+from model.kernels.softmin import triton_available
 from model.sinkhorn import sinkhorn_divergence_matrix
 from tests.bench.report import write_section
 
@@ -56,6 +57,10 @@ def _loop(x, xm, y, ym, w):
     loss = SamplesLoss("sinkhorn", p=2, blur=BLUR, scaling=0.5, debias=True)
     xs, ys = [x[i][xm[i]] for i in range(B)], [y[j][ym[j]] for j in range(B)]
     return torch.stack([torch.stack([loss(xs[i], ys[j]) for j in range(B)]) for i in range(B)])
+
+
+def _kernel(x, xm, y, ym, w):
+    return sinkhorn_divergence_matrix(x, xm, y, ym, blur=BLUR, scaling=0.5, backend="triton")
 
 
 def _batched(x, xm, y, ym, w):
@@ -102,8 +107,13 @@ def test_sinkhorn_similarity_speed():
         t_bat, (s_bat, _, _) = _median_run(_batched, REPEATS["batched"], *inputs, warm_up=False)
         errs = (_rel(s, s_loop), _rel(gx, gx_loop), _rel(gy, gy_loop))
         checks.append(errs)
+        kernel = "needs a GPU | - | -"
+        if DEVICE.type == "cuda" and triton_available():  # the CPU interpreter is for correctness, not speed
+            t_k, (s_k, gx_k, _) = _median_run(_kernel, REPEATS["ours"], *inputs)
+            checks.append((_rel(s_k, s_loop), _rel(gx_k, gx_loop)))
+            kernel = f"{1e3 * t_k:.0f} | **{t_loop / t_k:.0f}x** | {t_bat / t_k:.1f}x"
         rows.append(f"| {d} | {1e3 * t_ours:.0f} | {1e3 * t_loop:.0f} | {1e3 * t_bat:.0f} | "
-                    f"**{t_loop / t_ours:.1f}x** | {t_bat / t_ours:.1f}x | {errs[0]:.1e} / {errs[1]:.1e} / "
+                    f"**{t_loop / t_ours:.1f}x** | {t_bat / t_ours:.1f}x | {kernel} | {errs[0]:.1e} / {errs[1]:.1e} / "
                     f"{errs[2]:.1e} | {_rel(s_bat, s_loop):.1e} |")
         print(rows[-1])
     body = (
@@ -118,16 +128,24 @@ def test_sinkhorn_similarity_speed():
         "- **batched geomloss**: one `SamplesLoss` call on [B*B, N, D] / [B*B, M, D] expanded pair tensors, zero "
         "weights on padding. geomloss then takes one diameter for the whole batch (bounding box of all points of "
         "all sets, padding included), so every pair runs the schedule of that largest diameter and its values "
-        "differ from per-pair semantics (last column).\n\n"
-        "| D | ours ms | loop ms | batched geomloss ms | loop / ours | batched / ours | ours vs loop: rel. err. "
-        "S / dS/dx / dS/dy | batched vs loop: rel. err. S |\n|---|---|---|---|---|---|---|---|\n"
+        "differ from per-pair semantics (last column).\n"
+        "- **kernel**: ours with `backend=\"triton\"`: the eps-scaling loop's softmins in the fused Triton kernel "
+        "(`model/kernels/softmin.py`); GPU only (on CPU its interpreter checks correctness in the tests).\n\n"
+        "| D | ours ms | loop ms | batched geomloss ms | loop / ours | batched / ours | kernel ms | loop / kernel | "
+        "batched / kernel | ours vs loop: rel. err. S / dS/dx / dS/dy | batched vs loop: rel. err. S |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
         + "\n".join(rows)
         + "\n\nRelative error = max |a - b| / max |b| over the matrix (or gradient). Where ours gains: one matmul "
         "for all B*N x B*M dot products, self costs C(x_i, x_i) once per set instead of once per pair, no per-call "
         "overhead, no subnormal exps (shifted values below log of the smallest normal float are dropped, which "
         "leaves every sum unchanged). Where it loses: it works on padded blocks, about 2.1x the exps and 2.3x the "
-        "cross-cost FLOPs of the un-padded loop at these ragged lengths. The issue asks for >= 4x over the loop at "
-        "D=4096. The CPU cores are shared with other jobs, so single runs vary by tens of percent.")
+        "cross-cost FLOPs of the un-padded loop at these ragged lengths. At D=4096 on CPU the five D-wide matmuls "
+        "(cross costs, self costs, both gradients) are at the machine's GEMM speed and take about 45 % of ours; the "
+        "exps of the per-pair self-transport blocks (B*B of [N, N]: each pair anneals with its own schedule) about "
+        "15 %. Goals of the kernel issue: on CPU >= 9x the loop at D=4096 (not reached: in a torch.profiler run of "
+        "this case on this machine the matmuls alone took ~200 ms against the loop's ~1.7 s, a cap near 8.5x), on a "
+        "GPU >= 100x the loop and >= 10x batched geomloss (owed until a "
+        "GPU is lent). The CPU cores are shared with other jobs, so single runs vary by tens of percent.")
     write_section("sinkhorn", "Sinkhorn InfoNCE reference vs geomloss", body,
                   "make bench  (pytest -m bench tests/bench/test_sinkhorn_bench.py)")
     for errs in checks:
