@@ -297,9 +297,10 @@ def _sinkhorn(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, blur: float,
               outer: bool, backend: str = "torch") -> Tensor:
     """Shared body of the matrix (``outer``: pairs ``[Bx, By]``) and paired (pairs ``[B]``) divergences.
 
-    ``backend="triton"`` runs the no-grad eps-scaling loop (all but one of the softmins) with the fused kernel of
-    `model.kernels.softmin`; the differentiated last step stays here, in torch, where its weights are kept for the
-    backward.
+    ``backend="triton"`` runs every softmin in the kernels of `model.kernels.softmin`: the no-grad eps-scaling
+    loop without any ``[pairs, N, M]`` temporary (self costs read once per set), and the differentiated last step
+    with a backward that recomputes the plans block by block, so memory stays at the costs themselves:
+    ``O(B (N + M) D + B^2 N M + B (N^2 + M^2))``.
     """
     backend = resolve_backend(backend, x)
     if x.dtype in (torch.float16, torch.bfloat16):  # eps = blur^2 = 2.5e-3 is below half precision's comfort zone
@@ -358,10 +359,13 @@ def _sinkhorn(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, blur: float,
     # Last extrapolation at eps = blur^p, the only differentiated step: potentials enter as constants.
     eps = eps_steps[-1]  # blur^p for every pair
     e = eps[..., None]
-    f_ba, g_ab = (_LastSoftmin.apply(c_for_x, log_b + g_ab / e, eps, -1),
-                  _LastSoftmin.apply(c_for_y, log_a + f_ba / e, eps, -2))
-    f_aa = _LastSoftmin.apply(c_xx, log_a + f_aa / e, eps, -1)
-    g_bb = _LastSoftmin.apply(c_yy, log_b + g_bb / e, eps, -1)
+    if backend == "triton":  # plans recomputed in backward: no pairs x [N, N] self-transport blocks kept
+        from model.kernels.softmin import LastSoftmin as last
+    else:
+        last = _LastSoftmin
+    f_ba, g_ab = last.apply(c_for_x, log_b + g_ab / e, eps, -1), last.apply(c_for_y, log_a + f_ba / e, eps, -2)
+    f_aa = last.apply(c_xx, log_a + f_aa / e, eps, -1)
+    g_bb = last.apply(c_yy, log_b + g_bb / e, eps, -1)
     # geomloss' sinkhorn_cost (balanced, debiased): <a, f_ba - f_aa> + <b, g_ab - g_bb>; a = 0 on padding.
     return (a * (f_ba - f_aa)).sum(-1) + (b * (g_ab - g_bb)).sum(-1)
 
