@@ -70,8 +70,9 @@ class LossConfig:
     gradient of one big batch, for one extra no-grad speech forward per micro-batch; train/grad_cache.py). False:
     each micro-batch only against itself (and the other ranks' current micro-batches)."""
     kernels: Literal["auto", "torch", "triton"] = "auto"
-    """Sinkhorn solver: "triton" runs its eps-scaling loop with the fused kernel (model/kernels/), "torch" with the
-    reference (model/sinkhorn.py), "auto" = triton for float32 CUDA tensors when triton is installed."""
+    """"triton": the fused kernels of model/kernels/ (Sinkhorn softmins and plan gradients, the cosine loss's masked
+    mean-pool); "torch": the references (model/sinkhorn.py, masked_mean_pool); "auto": triton for float32/16 CUDA
+    tensors when triton is installed."""
     nonfinite: Literal["raise", "skip"] = "raise"
     """On a NaN/inf loss: raise NonFiniteLossError, or return None as the total so the caller skips the step."""
 
@@ -153,6 +154,13 @@ def cosine_similarity_matrix(speech_h: Tensor, speech_mask: Tensor, text_h: Tens
 def _token_cloud(h: Tensor, mask: Tensor) -> Tensor:
     """Per-token L2-normalised states with exact zeros at padded positions (as the paper's code normalises)."""
     return l2_normalize(_zero_padding(h, mask))
+
+
+def _kernels(setting: str, t: Tensor) -> str:
+    """"triton" or "torch" for ``loss.kernels`` and a tensor (see `model.sinkhorn.resolve_backend`)."""
+    from model.sinkhorn import resolve_backend
+
+    return resolve_backend(setting, t)
 
 
 def _sinkhorn_similarity(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, blur: float, scaling: float,
@@ -354,7 +362,10 @@ class ContrastiveLoss(nn.Module):
         """
         weights = self.cfg.layer_weights or {}
         if self.kind == "cos":
-            return {l: l2_normalize(masked_mean_pool(h, mask)) for l, h in states.items() if weights.get(l, 1.0) > 0}
+            pool = masked_mean_pool
+            if states and _kernels(self.cfg.kernels, next(iter(states.values()))) == "triton":
+                from model.kernels.pooling import masked_mean_pool_fused as pool
+            return {l: l2_normalize(pool(h, mask)) for l, h in states.items() if weights.get(l, 1.0) > 0}
         return {l: _token_cloud(h, mask) for l, h in states.items() if weights.get(l, 1.0) > 0}
 
     def _layers(self, speech_states: dict[int, Tensor], text_states: dict[int, Tensor]) -> list[int]:

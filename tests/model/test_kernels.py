@@ -119,3 +119,42 @@ def test_last_step_gradient_from_recomputed_plans_equals_reference(dim, shape):
         grads.append((f.detach(), c.grad))
     torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_masked_mean_pool_equals_reference_and_ignores_nan_padding(dtype):
+    from model.kernels.pooling import masked_mean_pool_fused
+    from model.losses import masked_mean_pool
+
+    g = torch.Generator().manual_seed(4)
+    h = torch.randn(3, 45, 300, generator=g).to(DEVICE, dtype)
+    mask = torch.zeros(3, 45, dtype=torch.bool, device=DEVICE)
+    mask[0, :45], mask[1, :7], mask[2, 3:20] = True, True, True
+    h[1, 7:] = float("nan")  # padded states may be NaN (fully masked attention rows)
+    got_in, want_in = h.clone().requires_grad_(), h.clone().requires_grad_()
+    got, want = masked_mean_pool_fused(got_in, mask), masked_mean_pool(want_in, mask)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    w = torch.randn(3, 300, generator=g).to(DEVICE)
+    (got * w).sum().backward()
+    (want * w).sum().backward()
+    torch.testing.assert_close(got_in.grad, want_in.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_cosine_infonce_with_kernels_equals_torch():
+    from model.losses import ContrastiveLoss, LossConfig
+
+    g = torch.Generator().manual_seed(5)
+    states = {l: torch.randn(6, 11, 24, generator=g).to(DEVICE) for l in (0, 5, 7)}
+    text = {l: torch.randn(6, 4, 24, generator=g).to(DEVICE) for l in (0, 5, 7)}
+    sm, tm = torch.rand(6, 11, generator=g) > 0.3, torch.rand(6, 4, generator=g) > 0.3
+    sm[:, 0], tm[:, 0] = True, True
+    out = {}
+    for kernels in ("torch", "triton"):
+        s = {l: v.clone().requires_grad_() for l, v in states.items()}
+        loss, metrics = ContrastiveLoss(LossConfig(objective="cos", direction="sym", kernels=kernels))(
+            s, sm.to(DEVICE), text, tm.to(DEVICE))
+        loss.backward()
+        out[kernels] = (loss.detach(), [s[l].grad for l in (0, 5, 7)])
+    torch.testing.assert_close(out["triton"][0], out["torch"][0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(out["triton"][1], out["torch"][1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
