@@ -39,6 +39,8 @@ class LoadedSample:
     meta: dict
     text_states: torch.Tensor | None = None
     """Cached frozen-LLM states of the transcript: [layers, D] pooled or [L, layers, D] (data/text_cache.py)."""
+    encoder_features: torch.Tensor | None = None
+    """Cached frozen-encoder features of the audio, [frames, D] (train/cache_encoder.py)."""
 
 
 class TextTokenizer:
@@ -114,4 +116,12 @@ def collate(samples: list[LoadedSample], token_ids: list[list[int]] | None, pad_
             for i, c in enumerate(cached):
                 states[i, :lengths[i]] = c
             batch["text_states"] = states
+    features = [s.encoder_features for s in samples]
+    if b and all(f is not None for f in features):  # right-padded like the encoder's own output
+        frames = [f.shape[0] for f in features]
+        padded = features[0].new_zeros(b, max(frames), features[0].shape[1])
+        for i, f in enumerate(features):
+            padded[i, :frames[i]] = f
+        batch["encoder_features"] = padded
+        batch["encoder_mask"] = torch.arange(max(frames))[None, :] < torch.tensor(frames)[:, None]
     return batch

@@ -93,6 +93,9 @@ class StreamConfig:
     text_cache: str | None = None
     """Directory of cached frozen-LLM text hidden states (`python -m train.cache_text`); batches then carry them
     (text_pooled or text_states) and training skips the text-side LLM forward."""
+    encoder_cache: str | None = None
+    """Directory of cached frozen-encoder features (`python -m train.cache_encoder`); batches then carry them
+    (encoder_features, encoder_mask) and training skips the encoder."""
     samples_per_epoch: int | None = None
     """Global samples per epoch; default: all usable samples of all sources."""
     subset_fraction: float = 1.0
@@ -189,7 +192,7 @@ class _PlannedBatches(IterableDataset):
 
     def __init__(self, planner: Planner, catalogs: list[SourceCatalog], cfg: StreamConfig, tokenizer: TextTokenizer):
         self.planner, self.catalogs, self.cfg, self.tokenizer = planner, catalogs, cfg, tokenizer
-        self._cache = None
+        self._cache = self._encoder_cache = None
         self.start_state = initial_state(len(cfg.bucket_edges))
 
     def __iter__(self):
@@ -249,7 +252,15 @@ class _PlannedBatches(IterableDataset):
             if cached is None:
                 raise BadSample("text_cache_missing", f"no cached text states in {self.cfg.text_cache} (rerun "
                                                       f"python -m train.cache_text for this source)")
-        sample = LoadedSample(catalog.keys[item], catalog.name, audio.samples, text, meta, cached)
+        features = None
+        if self.cfg.encoder_cache:
+            if self._encoder_cache is None:
+                self._encoder_cache = TextCacheReader(self.cfg.encoder_cache)
+            features = self._encoder_cache.lookup(catalog.name, catalog.shard_path(item), catalog.keys[item])
+            if features is None:
+                raise BadSample("encoder_cache_missing", f"no cached encoder features in {self.cfg.encoder_cache} "
+                                                         f"(rerun python -m train.cache_encoder for this source)")
+        sample = LoadedSample(catalog.keys[item], catalog.name, audio.samples, text, meta, cached, features)
         return sample, ids, fixes
 
 

@@ -1,5 +1,7 @@
 """Frozen-LLM text hidden states computed once (`python -m train.cache_text`), stored beside the audio shards and
-joined by sample key when training, so that no step runs the LLM over transcripts it has seen before.
+joined by sample key when training, so that no step runs the LLM over transcripts it has seen before. The frozen
+encoder's features (`python -m train.cache_encoder`, ``data.encoder_cache``) use the same layout, files and reader,
+with ``[frames, D]`` per sample in "tokens".
 
 Layout of a cache directory (``data.text_cache``)::
 
@@ -78,15 +80,17 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def read_manifest(cache_dir: str | Path) -> dict:
+def read_manifest(cache_dir: str | Path, builder: str = "cache_text", setting: str = "data.text_cache") -> dict:
+    """The manifest of a cache directory; ``builder`` and ``setting`` name the command that builds it in errors
+    (the encoder feature cache, train/cache_encoder.py, shares this layout)."""
     path = Path(cache_dir) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"{path} missing: build the cache with `python -m train.cache_text --config CONFIG "
-                                f"data.text_cache={cache_dir}` (or slurm/cache_text.sh)")
+        raise FileNotFoundError(f"{path} missing: build the cache with `python -m train.{builder} --config CONFIG "
+                                f"{setting}={cache_dir}` (or slurm/{builder}.sh)")
     return json.loads(path.read_text())
 
 
-def write_manifest(cache_dir: str | Path, spec: CacheSpec, sources: dict) -> None:
+def write_manifest(cache_dir: str | Path, spec, sources: dict) -> None:
     """Atomically (re)writes the manifest: the spec and, per source, its path and finished shard files."""
     path = Path(cache_dir) / MANIFEST
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,22 +99,21 @@ def write_manifest(cache_dir: str | Path, spec: CacheSpec, sources: dict) -> Non
     os.replace(tmp, path)
 
 
-def check_spec(cache_dir: str | Path, expected: CacheSpec) -> dict:
-    """The manifest, after checking it describes exactly `expected`.
+def check_spec(cache_dir: str | Path, expected, builder: str = "cache_text", setting: str = "data.text_cache") -> dict:
+    """The manifest, after checking it describes exactly `expected` (a spec dataclass).
 
     Raises:
         ValueError: naming every field that differs and how to fix it.
     """
-    manifest = read_manifest(cache_dir)
+    manifest = read_manifest(cache_dir, builder, setting)
     saved = manifest.get("spec", {})
-    want = dataclasses.asdict(expected)
-    want["layers"] = list(want["layers"])
+    want = json.loads(json.dumps(dataclasses.asdict(expected)))  # tuples -> lists, as the manifest stores them
     diff = {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
     if diff:
         lines = ", ".join(f"{k}: cache {a!r} vs config {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"text cache {cache_dir} was built for other settings ({lines}); rebuild it with "
-                         f"`python -m train.cache_text --config CONFIG data.text_cache={cache_dir}` or unset "
-                         f"data.text_cache")
+        raise ValueError(f"{setting.split('.')[-1].replace('_', ' ')} {cache_dir} was built for other settings "
+                         f"({lines}); rebuild it with `python -m train.{builder} --config CONFIG {setting}="
+                         f"{cache_dir}` or unset {setting}")
     return manifest
 
 
@@ -139,7 +142,7 @@ class TextCacheReader:
     def __init__(self, cache_dir: str | Path, open_files: int = 4):
         self.cache_dir = Path(cache_dir)
         manifest = read_manifest(cache_dir)
-        self.pooled = manifest["spec"]["pooling"] == "mean"
+        self.pooled = manifest["spec"].get("pooling") == "mean"  # encoder features are always per frame
         self._open: OrderedDict[Path, tuple] = OrderedDict()
         self.open_files = open_files
 
@@ -159,7 +162,8 @@ class TextCacheReader:
         return self._open[path]
 
     def lookup(self, source: str, shard_path: str | Path, key: str) -> torch.Tensor | None:
-        """``[layers, D]`` (pooled) or ``[L, layers, D]``; None when the shard file or the key is missing."""
+        """``[layers, D]`` (pooled) or ``[L, layers, D]`` (``[frames, D]`` for encoder features); None when the
+        shard file or the key is missing."""
         handle, rows = self._file(shard_file(self.cache_dir, source, shard_path))
         row = rows.get(key)
         if handle is None or row is None:

@@ -15,7 +15,7 @@ from torch import nn
 
 from model.losses import asr_loss, check_finite
 from model.speech_llm import SpeechLLM
-from train.pretrain_model import StageTimer
+from train.pretrain_model import StageTimer, encode
 from train.tasks import TaskConfig, training_example
 
 __all__ = ["FinetuneModule"]
@@ -49,10 +49,8 @@ class FinetuneModule(StageTimer, nn.Module):
         epoch = int(batch.get("epoch", 0))
         examples = [training_example(meta, text, key, epoch, self.tasks)
                     for meta, text, key in zip(batch["meta"], batch["texts"], batch["keys"])]
-        device = m.device
-        audio, audio_mask = batch["audio"].to(device), batch["audio_mask"].to(device)
-        with self._timed("encoder"), torch.no_grad():
-            enc = m.encoder(audio, audio_mask)
+        with self._timed("encoder"):
+            enc = encode(m, batch)
         with self._timed("projector"):
             embeds, speech_mask = m.projector(enc.features, enc.mask)
         with self._timed("llm_answer"):

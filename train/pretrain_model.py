@@ -15,13 +15,13 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from model.encoders import EncoderConfig, build_encoder
+from model.encoders import EncoderConfig, EncoderOutput, build_encoder
 from model.llm import LLMConfig, load_llm
 from model.losses import AlignmentObjective, LossConfig, asr_loss
 from model.projectors import ProjectorConfig, build_projector
 from model.speech_llm import SpeechLLM
 
-__all__ = ["build_speech_llm", "PretrainModule", "StageTimer", "STAGES"]
+__all__ = ["build_speech_llm", "encode", "PretrainModule", "StageTimer", "STAGES"]
 
 STAGES = ("encoder", "projector", "llm_speech", "llm_text", "llm_asr", "loss")
 
@@ -36,6 +36,17 @@ def build_speech_llm(encoder_cfg: EncoderConfig, projector_cfg: ProjectorConfig,
     projector = build_projector(projector_cfg, encoder.dim, hidden, encoder.frame_rate)
     projector.to(next(llm.parameters()).device)
     return SpeechLLM(encoder, projector, llm, tokenizer, llm_cfg)
+
+
+def encode(speech_llm: SpeechLLM, batch: dict) -> EncoderOutput:
+    """The frozen encoder's output for a batch: its cached features (``data.encoder_cache``) when the batch
+    carries them, else the encoder run on the audio, without grad either way."""
+    m = speech_llm
+    if "encoder_features" in batch:
+        return EncoderOutput(batch["encoder_features"].to(m.device, m.encoder.dtype),
+                             batch["encoder_mask"].to(m.device))
+    with torch.no_grad():
+        return m.encoder(batch["audio"].to(m.device), batch["audio_mask"].to(m.device))
 
 
 class StageTimer:
@@ -137,9 +148,8 @@ class PretrainModule(StageTimer, nn.Module):
         speech mask, projected embeddings (for the ASR term), position shift, counts)``. Draws the RNG (dropout, then
         the position shift) in a fixed order, which GradCache's replay relies on."""
         m = self.speech_llm
-        audio, audio_mask = batch["audio"].to(m.device), batch["audio_mask"].to(m.device)
-        with self._timed("encoder"), torch.no_grad():
-            enc = m.encoder(audio, audio_mask)
+        with self._timed("encoder"):
+            enc = encode(m, batch)
         with self._timed("projector"):
             embeds, speech_mask = m.projector(enc.features, enc.mask)
             embeds, speech_mask = embeds.to(m.embed_dtype), speech_mask.bool()
@@ -149,7 +159,7 @@ class PretrainModule(StageTimer, nn.Module):
         if "text_ids" not in batch:
             raise ValueError("contrastive pretraining needs text_ids: set data.tokenizer (train.pretrain sets it "
                              "to the LLM's directory by default)")
-        shift = m.draw_position_shift(audio.shape[0])
+        shift = m.draw_position_shift(embeds.shape[0])
         with self._timed("llm_speech"):
             speech = m.states_from_embeds(embeds, speech_mask, shift=shift)
         return speech, speech_mask, embeds, shift, counts

@@ -73,6 +73,11 @@ def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: 
         speech_llm.cfg.early_stop = False  # ZeRO-3 hooks must see every started module finish
     if getattr(cfg.data, "text_cache", None):
         _check_text_cache(cfg, speech_llm)
+    if getattr(cfg.data, "encoder_cache", None):
+        from train.cache_encoder import check_encoder_cache
+
+        check_encoder_cache(cfg)
+        log.info("encoder features from the cache %s: the encoder forward is skipped", cfg.data.encoder_cache)
     module = make_module(speech_llm)
     loader = StreamLoader(cfg.data, dist_env.rank, dist_env.world_size, tokenizer=speech_llm.tokenizer)
     total = cfg.train.total_steps(loader.batches_per_epoch, cfg.engine.grad_accum)
