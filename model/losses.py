@@ -69,6 +69,9 @@ class LossConfig:
     """With gradient accumulation, contrast every sample against all micro-batches of the step (GradCache: the exact
     gradient of one big batch, for one extra no-grad speech forward per micro-batch; train/grad_cache.py). False:
     each micro-batch only against itself (and the other ranks' current micro-batches)."""
+    sinkhorn_self_schedule: Literal["pair", "set"] = "pair"
+    """Sinkhorn debiasing terms OT(x, x), OT(y, y): "pair" anneals them with each pair's schedule as geomloss does
+    (B^2 problems), "set" once per set (B problems; S moves by ~1e-5 relative; model/sinkhorn.py)."""
     kernels: Literal["auto", "torch", "triton"] = "auto"
     """"triton": the fused kernels of model/kernels/ (Sinkhorn softmins and plan gradients, the cosine loss's masked
     mean-pool); "torch": the references (model/sinkhorn.py, masked_mean_pool); "auto": triton for float32/16 CUDA
@@ -79,7 +82,8 @@ class LossConfig:
     def __post_init__(self):
         for name, allowed in (("objective", ("cos", "wasser", "asr", "cos+asr", "wasser+asr")),
                               ("direction", ("t2s", "s2t", "sym")), ("nonfinite", ("raise", "skip")),
-                              ("kernels", ("auto", "torch", "triton"))):
+                              ("kernels", ("auto", "torch", "triton")),
+                              ("sinkhorn_self_schedule", ("pair", "set"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
@@ -164,11 +168,11 @@ def _kernels(setting: str, t: Tensor) -> str:
 
 
 def _sinkhorn_similarity(x: Tensor, x_mask: Tensor, y: Tensor, y_mask: Tensor, blur: float, scaling: float,
-                         backend: str = "torch") -> Tensor:
+                         backend: str = "torch", self_schedule: str = "pair") -> Tensor:
     from model.sinkhorn import sinkhorn_divergence_matrix
 
     return -sinkhorn_divergence_matrix(x, x_mask.bool(), y, y_mask.bool(), blur=blur, scaling=scaling, p=2,
-                                       backend=backend)
+                                       backend=backend, self_schedule=self_schedule)
 
 
 def wasserstein_similarity_matrix(speech_h: Tensor, speech_mask: Tensor, text_h: Tensor, text_mask: Tensor,
@@ -406,7 +410,8 @@ class ContrastiveLoss(nn.Module):
                 # the gathers so that every rank still takes part in every collective.
                 if not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
                     return a.new_full((a.shape[0], b.shape[0]), math.nan)
-                return _sinkhorn_similarity(a, ma, b, mb, self.cfg.blur, self.cfg.scaling, self.cfg.kernels)
+                return _sinkhorn_similarity(a, ma, b, mb, self.cfg.blur, self.cfg.scaling, self.cfg.kernels,
+                                            self.cfg.sinkhorn_self_schedule)
 
         direction = self.cfg.direction
         if g is None:

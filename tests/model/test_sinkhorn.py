@@ -274,3 +274,21 @@ def test_token_order_and_scattered_padding_do_not_matter():
     yp, ymp = y.gather(1, py[..., None].expand(-1, -1, D)), ym.gather(1, py)
     assert not xmp[:, 0].all()  # some set now starts with padding
     torch.testing.assert_close(sinkhorn_divergence_matrix(xp, xmp, yp, ymp), s, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("blur", [0.05, 0.5])
+def test_self_terms_once_per_set_stay_within_tolerance_of_geomloss(blur):
+    """self_schedule="set": OT(x_i, x_i) and OT(y_j, y_j) solved once per set (B problems instead of B^2) with
+    the longest schedule among the set's pairs. Not geomloss' exact per-pair annealing, so it is held to the
+    kernel tolerance (1e-4 relative to the loop, values and gradients) instead of 1e-9, and must really differ."""
+    x, xm = token_sets(BX, N, torch.float64, 30, scales=[0.1, 1.0, 5.0, 0.5, 2.0])
+    y, ym = token_sets(BY, M, torch.float64, 31, scales=[3.0, 0.2, 1.0, 2.0, 0.3])
+    w = torch.randn(BX, BY, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    xx, yy = x.clone().requires_grad_(), y.clone().requires_grad_()
+    s = sinkhorn_divergence_matrix(xx, xm, yy, ym, blur=blur, self_schedule="set")
+    (s * w).sum().backward()
+    s_ref, gx_ref, gy_ref = geomloss_loop(x, xm, y, ym, blur, w)
+    assert rel_err(s, s_ref) <= 1e-4 and rel_err(xx.grad, gx_ref) <= 1e-4 and rel_err(yy.grad, gy_ref) <= 1e-4
+    assert rel_err(s.detach(), s_ref) > 1e-12  # a different computation, not the per-pair one by accident
+    with pytest.raises(ValueError, match="self_schedule"):
+        sinkhorn_divergence_matrix(x, xm, y, ym, self_schedule="pairs")
