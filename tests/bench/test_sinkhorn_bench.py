@@ -152,10 +152,10 @@ def test_sinkhorn_similarity_speed():
         "cross-cost FLOPs of the un-padded loop at these ragged lengths. At D=4096 on CPU the five D-wide matmuls "
         "(cross costs, self costs, both gradients) are at the machine's GEMM speed and take about 45 % of ours; the "
         "exps of the per-pair self-transport blocks (B*B of [N, N]: each pair anneals with its own schedule) about "
-        "15 %. Goals of the kernel issue: on CPU >= 9x the loop at D=4096 (not reached: in a torch.profiler run of "
-        "this case on this machine the matmuls alone took ~200 ms against the loop's ~1.7 s, a cap near 8.5x), on a "
-        "GPU >= 100x the loop and >= 10x batched geomloss (owed until a "
-        "GPU is lent). The CPU cores are shared with other jobs, so single runs vary by tens of percent.")
+        "15 % (the per-set column removes most of those). Goals of the kernel issue: on CPU >= 9x the loop at "
+        "D=4096 (not reached: in a torch.profiler run of this case on this machine the matmuls alone took ~200 ms "
+        "against the loop's ~1.7 s, a cap near 8.5x), on a GPU >= 100x the loop and >= 10x batched geomloss (owed "
+        "until a GPU is lent). The CPU cores are shared with other jobs, so single runs vary by tens of percent.")
     write_section("sinkhorn", "Sinkhorn InfoNCE reference vs geomloss", body,
                   "make bench  (pytest -m bench tests/bench/test_sinkhorn_bench.py)")
     for errs in checks:
