@@ -29,13 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from data.audio import BadSample, decode_audio
 from data.shards import ShardReader
-from data.stream import SourceCatalog
-from data.text_cache import CACHE_DTYPES, check_spec, llm_fingerprint, shard_file, write_manifest, write_shard
+from data.text_cache import CACHE_DTYPES, check_spec, llm_fingerprint, write_manifest, write_shard
 from model.encoders import build_encoder
+from train.cache_text import shards_to_build
 
 __all__ = ["EncoderCacheSpec", "encoder_cache_spec", "check_encoder_cache", "build_cache", "main"]
 
@@ -94,37 +93,27 @@ def build_cache(cfg, part: int = 0, parts: int = 1, dtype: str = "float16", batc
     if torch.cuda.is_available():
         encoder = encoder.cuda()
     write_manifest(cache_dir, encoder_cache_spec(cfg, dtype), {s.name: s.path for s in cfg.data.sources})
-    reader, counts, position = ShardReader(), defaultdict(int), 0
-    for source in cfg.data.sources:
-        catalog = SourceCatalog(source, cfg.data)
-        items = defaultdict(list)
-        for item in range(len(catalog)):
-            items[catalog.shard_path(item)].append(item)
-        for shard, shard_items in tqdm(items.items(), desc=f"encoder cache {source.name}", unit="shard"):
-            mine, position = position % parts == part, position + 1
-            out = shard_file(cache_dir, catalog.name, shard)
-            if not mine or (out.is_file() and not overwrite):
-                counts["shards_skipped" if mine else "shards_other_parts"] += 1
+    reader, counts = ShardReader(), defaultdict(int)
+    for catalog, shard_items, out in shards_to_build(cfg, cache_dir, part, parts, overwrite, counts, "encoder cache"):
+        keys, waves = [], []
+        for item in shard_items:
+            try:
+                audio = decode_audio(catalog.read(reader, item)[0], cfg.data.sample_rate)
+            except BadSample as exc:  # the loader skips and counts the same samples
+                counts[f"skipped_{exc.reason}"] += 1
+                log.warning("%s: %s: not cached (%s: %s)", out.name, catalog.keys[item], exc.reason, exc.detail)
                 continue
-            keys, waves = [], []
-            for item in shard_items:
-                try:
-                    audio = decode_audio(catalog.read(reader, item)[0], cfg.data.sample_rate)
-                except BadSample as exc:  # the loader skips and counts the same samples
-                    counts[f"skipped_{exc.reason}"] += 1
-                    log.warning("%s: %s: not cached (%s: %s)", shard, catalog.keys[item], exc.reason, exc.detail)
-                    continue
-                keys.append(catalog.keys[item])
-                waves.append(torch.as_tensor(audio.samples, dtype=torch.float32))
-            order = sorted(range(len(waves)), key=lambda i: waves[i].shape[0])  # similar lengths per batch
-            features: list[torch.Tensor | None] = [None] * len(waves)
-            for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
-                for i, f in zip(chunk, encoder_features(encoder, [waves[i] for i in chunk])):
-                    features[i] = f.to(CACHE_DTYPES[dtype])
-            write_shard(out, keys, features, pooled=False)
-            counts["shards_written"] += 1
-            counts["samples"] += len(keys)
+            keys.append(catalog.keys[item])
+            waves.append(torch.as_tensor(audio.samples, dtype=torch.float32))
+        order = sorted(range(len(waves)), key=lambda i: waves[i].shape[0])  # similar lengths per batch
+        features: list[torch.Tensor | None] = [None] * len(waves)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            for i, f in zip(chunk, encoder_features(encoder, [waves[i] for i in chunk])):
+                features[i] = f.to(CACHE_DTYPES[dtype])
+        write_shard(out, keys, features, pooled=False)
+        counts["shards_written"] += 1
+        counts["samples"] += len(keys)
     log.info("encoder cache %s (part %d of %d): %s", cache_dir, part, parts, dict(counts))
     return dict(counts)
 

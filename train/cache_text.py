@@ -38,7 +38,7 @@ from data.text_cache import (
 )
 from model.llm import llm_hidden_states, load_llm, num_llm_layers, position_ids_from_mask, resolve_layers
 
-__all__ = ["cache_spec", "build_cache", "main"]
+__all__ = ["cache_spec", "shards_to_build", "build_cache", "main"]
 
 log = logging.getLogger("train.cache_text")
 
@@ -79,6 +79,25 @@ def text_states(llm, ids: list[list[int]], layers: list[int], pad_id: int, poole
     return out
 
 
+def shards_to_build(cfg, cache_dir: Path, part: int, parts: int, overwrite: bool, counts: dict, what: str):
+    """``(catalog, items, out_file)`` for every shard of ``cfg.data.sources`` that this part builds: part p of n
+    takes the shards whose position over all sources is p mod n, and skips those whose file exists (unless
+    ``overwrite``), counting both in ``counts``. Shared by the text and encoder caches."""
+    position = 0
+    for source in cfg.data.sources:
+        catalog = SourceCatalog(source, cfg.data)
+        items = defaultdict(list)
+        for item in range(len(catalog)):
+            items[catalog.shard_path(item)].append(item)
+        for shard, shard_items in tqdm(items.items(), desc=f"{what} {source.name}", unit="shard"):
+            mine, position = position % parts == part, position + 1
+            out = shard_file(cache_dir, catalog.name, shard)
+            if not mine or (out.is_file() and not overwrite):
+                counts["shards_skipped" if mine else "shards_other_parts"] += 1
+                continue
+            yield catalog, shard_items, out
+
+
 def build_cache(cfg, part: int = 0, parts: int = 1, pooling: str | None = None, dtype: str = "bfloat16",
                 batch_size: int = 32, overwrite: bool = False) -> dict:
     """Writes this part's shard files and the manifest; returns counts."""
@@ -89,38 +108,28 @@ def build_cache(cfg, part: int = 0, parts: int = 1, pooling: str | None = None, 
     write_manifest(cache_dir, spec, {s.name: s.path for s in cfg.data.sources})
     tok = TextTokenizer(tokenizer, add_special_tokens=cfg.data.add_special_tokens)
     pad_id = tok.pad_id()
-    reader, counts, position = ShardReader(), defaultdict(int), 0
-    for source in cfg.data.sources:
-        catalog = SourceCatalog(source, cfg.data)
-        items = defaultdict(list)
-        for item in range(len(catalog)):
-            items[catalog.shard_path(item)].append(item)
-        for shard, shard_items in tqdm(items.items(), desc=f"text cache {source.name}", unit="shard"):
-            mine, position = position % parts == part, position + 1
-            out = shard_file(cache_dir, catalog.name, shard)
-            if not mine or (out.is_file() and not overwrite):
-                counts["shards_skipped" if mine else "shards_other_parts"] += 1
+    reader, counts = ShardReader(), defaultdict(int)
+    for catalog, shard_items, out in shards_to_build(cfg, cache_dir, part, parts, overwrite, counts, "text cache"):
+        keys, ids = [], []
+        for item in shard_items:
+            meta = json.loads(catalog.read(reader, item)[1])
+            text = normalize_text(meta.get("text") or "", cfg.data.text_norm)
+            token_ids = tok.encode(text) if text else []
+            if not token_ids or len(token_ids) > cfg.data.max_text_tokens:
+                counts["samples_without_text"] += 1  # the loader drops these samples too
                 continue
-            keys, ids = [], []
-            for item in shard_items:
-                meta = json.loads(catalog.read(reader, item)[1])
-                text = normalize_text(meta.get("text") or "", cfg.data.text_norm)
-                token_ids = tok.encode(text) if text else []
-                if not token_ids or len(token_ids) > cfg.data.max_text_tokens:
-                    counts["samples_without_text"] += 1  # the loader drops these samples too
-                    continue
-                keys.append(catalog.keys[item])
-                ids.append(token_ids)
-            order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths per batch: less padding
-            states: list[torch.Tensor | None] = [None] * len(ids)
-            for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
-                for i, s in zip(chunk, text_states(llm, [ids[i] for i in chunk], list(spec.layers), pad_id,
-                                                   pooling == "mean")):
-                    states[i] = s.to(CACHE_DTYPES[dtype]).cpu()
-            write_shard(out, keys, states, pooling == "mean")
-            counts["shards_written"] += 1
-            counts["samples"] += len(keys)
+            keys.append(catalog.keys[item])
+            ids.append(token_ids)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths per batch: less padding
+        states: list[torch.Tensor | None] = [None] * len(ids)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            for i, s in zip(chunk, text_states(llm, [ids[i] for i in chunk], list(spec.layers), pad_id,
+                                               pooling == "mean")):
+                states[i] = s.to(CACHE_DTYPES[dtype]).cpu()
+        write_shard(out, keys, states, pooling == "mean")
+        counts["shards_written"] += 1
+        counts["samples"] += len(keys)
     log.info("text cache %s (part %d of %d): %s", cache_dir, part, parts, dict(counts))
     return dict(counts)
 
