@@ -46,7 +46,7 @@ from model.projectors import ProjectorConfig
 from train import distributed as tdist
 from train.checkpoint import write_atomic
 from train.config import from_dict, parse_cli, to_dict
-from train.export import META, WEIGHTS, load_projector
+from train.export import META, WEIGHTS, load_adapters, load_projector
 from train.heldout import HeldoutConfig, HeldoutEvaluator
 from train.pretrain_model import build_speech_llm
 from train.runner import setup_logging
@@ -157,16 +157,21 @@ def _default_name_and_out(cfg: EvalConfig, projector_dir: Path | None) -> None:
 # ------------------------------------------------------------------------------------------------------ test examples
 
 def _example(sample: dict, target: str | None, cfg: TaskConfig) -> TaskExample | None:
-    """The sample's test example in the pass for ST `target` (None: the first pass, where ASR/SQA come too)."""
+    """The sample's test example in the pass `target`: None is the first pass (ASR, SQA, the first ST target), an
+    ST language code a further ST target, "para:<attribute>" a paralinguistic question."""
     examples = eval_examples(sample["meta"], sample["text"], sample["key"], cfg)
+    if target is not None and target.startswith("para:"):
+        return next((e for e in examples if e.task == "para" and e.target == target[5:]), None)
+    examples = [e for e in examples if e.task != "para"]
     if examples and examples[0].task == "st":
         return next((e for e in examples if e.target == (target or cfg.st_test_targets[0])), None)
     return examples[0] if examples and target is None else None
 
 
 def _passes(cfg: TaskConfig) -> list[str | None]:
-    """One generation pass per ST test target; ASR and SQA samples are in the first."""
-    return [None] + cfg.st_test_targets[1:]
+    """One generation pass per ST test target (ASR and SQA samples are in the first) and per paralinguistic
+    attribute: each pass asks every sample at most one question."""
+    return [None] + cfg.st_test_targets[1:] + [f"para:{a}" for a in cfg.para_test_attributes]
 
 
 def _annotate(rows: list[dict], target: str | None, cfg: TaskConfig) -> list[dict]:
@@ -286,6 +291,8 @@ def evaluate(cfg: EvalConfig) -> dict | None:
                              f"{cfg.encoder.name_or_path} + {cfg.llm.name_or_path} need {speech_llm.encoder.dim} -> "
                              f"{speech_llm.hidden_size}")
         speech_llm.projector.load_state_dict(projector.state_dict())
+        if adapters := load_adapters(projector_dir, speech_llm):
+            log.info("LoRA adapters from %s: %d tensors (settings %s)", projector_dir, adapters, meta["lora"])
     if torch.cuda.is_available():
         speech_llm.to(torch.device("cuda", torch.cuda.current_device()))
     speech_llm.eval()
@@ -307,9 +314,12 @@ def evaluate(cfg: EvalConfig) -> dict | None:
         "training_config_sha256": _sha256(training_config) if training_config else None,
         "metrics": metrics, "signatures": signatures, "notes": notes, "hypotheses": {},
     }
-    for task in sorted({r["task"] if r["task"] != "st" else f"st_{r['target']}" for r in rows}):
-        part = [r for r in rows if (r["task"] if r["task"] != "st" else f"st_{r['target']}") == task]
-        results["hypotheses"][task] = str(write_results(part, out_dir / "hyps" / f"{task}.jsonl"))
+    def file_of(r: dict) -> str:
+        return r["task"] if r["task"] not in ("st", "para") else f"{r['task']}_{r['target']}"
+
+    for name in sorted({file_of(r) for r in rows}):
+        part = [r for r in rows if file_of(r) == name]
+        results["hypotheses"][name] = str(write_results(part, out_dir / "hyps" / f"{name}.jsonl"))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     (out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))

@@ -5,7 +5,9 @@
 
 Every checkpoint carries ``projector.safetensors`` and ``projector.json`` (the ProjectorConfig, its input/output
 widths, the encoder and LLM it was trained against, the step), written by rank 0 after gathering ZeRO-3 partitions.
-The learned temperature, when there is one, is saved next to the projector weights under ``objective.*`` keys.
+The learned temperature, when there is one, is saved next to the projector weights under ``objective.*`` keys, and
+LoRA adapters of a finetuning run with ``lora.r > 0`` under ``llm.*`` keys (their settings in projector.json's
+"lora"); `load_adapters` puts those back into a SpeechLLM.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from model.lora import EXPORT_PREFIX, LoraConfig, apply_lora, load_lora_weights
 from model.projectors import Projector, ProjectorConfig, build_projector
 from train import distributed as tdist
 
-__all__ = ["export_projector", "load_projector", "WEIGHTS", "META"]
+__all__ = ["export_projector", "load_projector", "load_adapters", "WEIGHTS", "META"]
 
 WEIGHTS = "projector.safetensors"
 META = "projector.json"
@@ -62,6 +65,8 @@ def _short(key: str) -> str:
     for prefix in ("speech_llm.projector.", "projector."):
         if key.startswith(prefix):
             return key[len(prefix):]
+    if key.startswith("speech_llm.llm."):  # LoRA adapters
+        return EXPORT_PREFIX + key[len("speech_llm.llm."):]
     return key
 
 
@@ -76,7 +81,8 @@ def load_projector(path: str | Path, device: str | torch.device = "cpu") -> tupl
     meta = json.loads((path / META).read_text())
     projector = build_projector(ProjectorConfig(**meta["projector"]), meta["in_dim"], meta["out_dim"],
                                 meta["frame_rate"])
-    weights = {k: v for k, v in load_file(str(path / WEIGHTS)).items() if not k.startswith("objective.")}
+    weights = {k: v for k, v in load_file(str(path / WEIGHTS)).items()
+               if not k.startswith(("objective.", EXPORT_PREFIX))}
     try:
         missing, unexpected = projector.load_state_dict(weights, strict=False)
     except RuntimeError as e:  # same names, other shapes (torch raises even with strict=False)
@@ -85,6 +91,21 @@ def load_projector(path: str | Path, device: str | torch.device = "cpu") -> tupl
         raise ValueError(f"{path / WEIGHTS} does not match its projector.json: missing {missing}, "
                          f"unexpected {unexpected}")
     return projector.to(device), meta
+
+
+def load_adapters(path: str | Path, speech_llm) -> int:
+    """Adds the LoRA adapters an export carries (projector.json "lora") to `speech_llm`'s LLM and loads their
+    weights; returns the number of adapter tensors (0 for an export without LoRA)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    settings = json.loads((path / META).read_text()).get("lora")
+    if not settings:
+        return 0
+    apply_lora(speech_llm.llm, LoraConfig(**settings))
+    weights = {k: v for k, v in load_file(str(path / WEIGHTS)).items() if k.startswith(EXPORT_PREFIX)}
+    load_lora_weights(speech_llm.llm, weights, str(path / WEIGHTS))
+    return len(weights)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,11 +2,14 @@
 
     python -m train.finetune --config train/configs/finetune-demo.yaml init_projector=runs/demo/projector
     python -m train.finetune --config ... init_projector=null data.subset_fraction=0.1     # "no pretrain", 10 %
+    python -m train.finetune --config ... lora.r=8                                         # + LoRA on the LLM
 
 The projector starts from a pretraining export (``run_dir/projector`` or any ``checkpoints/step_*`` directory) or,
 with ``init_projector`` unset, from scratch (the paper's "no pretrain" baseline). Each sample's task comes from its
 manifest fields (see train/tasks.py), the loss covers the answer tokens only, and everything else - engine,
 accumulation, checkpoints, exact resume, exports, exit status 75 on preemption - is the pretraining machinery.
+With ``lora.r > 0`` LoRA adapters on the LLM train too (an extension; model/lora.py); they are checkpointed and
+exported with the projector, and eval.run loads them from there.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from data.stream import StreamConfig
 from model.encoders import EncoderConfig
 from model.llm import LLMConfig
+from model.lora import LoraConfig, apply_lora, require_peft
 from model.projectors import ProjectorConfig
 from train import distributed as tdist
 from train.checkpoint import CheckpointConfig
@@ -57,6 +63,7 @@ class FinetuneConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     llm: LLMConfig = field(default_factory=lambda: LLMConfig(name_or_path="meta-llama/Llama-3.1-8B-Instruct"))
+    lora: LoraConfig = field(default_factory=LoraConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     engine: EngineConfig = field(default_factory=lambda: EngineConfig(grad_accum=2))
     train: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=2.0))
@@ -88,10 +95,20 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_cli(FinetuneConfig, argv, prog="python -m train.finetune", description=__doc__.split("\n\n")[0])
     setup_logging(tdist.discover().rank)
     try:
+        require_peft(cfg.lora)
         meta = adopt_projector_config(cfg)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ImportError) as e:
         print(f"python -m train.finetune: error: {e}", file=sys.stderr)
         return 2
+
+    def prepare_model(speech_llm) -> None:
+        init_projector(speech_llm)
+        if cfg.lora.enabled:
+            torch.manual_seed(cfg.seed + 1)  # the same adapter init on every rank, independent of the projector's
+            names = apply_lora(speech_llm.llm, cfg.lora)
+            n = sum(p.numel() for name, p in speech_llm.llm.named_parameters() if name in set(names))
+            log.info("LoRA r=%d alpha=%g on %s: %d adapter tensors, %s parameters train with the projector",
+                     cfg.lora.r, cfg.lora.alpha, ",".join(cfg.lora.target_modules), len(names), f"{n:,}")
 
     def init_projector(speech_llm) -> None:
         if meta is None:
@@ -107,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                  meta.get("step"))
 
     return run_job(cfg, lambda speech_llm: FinetuneModule(speech_llm, cfg.tasks, cfg.nonfinite, cfg.train.profile),
-                   init_projector=init_projector, objective="finetune")
+                   prepare_model=prepare_model, objective="finetune")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def setup_logging(rank: int) -> None:
 
 
 def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: Callable | None = None,
-            init_projector: Callable[[SpeechLLM], None] | None = None, eval_every: int = 0,
+            prepare_model: Callable[[SpeechLLM], None] | None = None, eval_every: int = 0,
             eval_at_start: bool = True, objective: str = "") -> int:
     """Builds and runs one training job on every rank; returns 0 (finished) or 75 (preempted, checkpointed).
 
@@ -50,7 +50,8 @@ def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: 
         cfg: the job's config (see the module docstring).
         make_module: SpeechLLM -> the module DeepSpeed trains (PretrainModule, FinetuneModule).
         make_evaluator: run_dir -> an evaluator with ``evaluate(module, step)`` (held-out metrics), or None.
-        init_projector: loads starting weights into the projector before the engine is built (finetuning).
+        prepare_model: finishes the model before the engine is built (finetuning: the starting projector weights,
+            LoRA adapters).
         eval_every, eval_at_start: when the evaluator runs.
         objective: recorded in the exported projector's metadata.
     """
@@ -66,8 +67,8 @@ def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: 
 
     torch.manual_seed(cfg.seed)
     speech_llm = build_speech_llm(cfg.encoder, cfg.projector, cfg.llm, seed=cfg.seed)
-    if init_projector is not None:
-        init_projector(speech_llm)
+    if prepare_model is not None:
+        prepare_model(speech_llm)
     ds = deepspeed_config(cfg.engine, cfg.data.batch_size, cfg.optim.clip_grad_norm, dist_env.world_size)
     if zero_stage(ds) == 3:
         speech_llm.cfg.early_stop = False  # ZeRO-3 hooks must see every started module finish
@@ -90,6 +91,9 @@ def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: 
     projector_meta = {"projector": to_dict(cfg.projector), "in_dim": speech_llm.encoder.dim,
                       "out_dim": speech_llm.hidden_size, "frame_rate": speech_llm.encoder.frame_rate,
                       "encoder": cfg.encoder.name_or_path, "llm": cfg.llm.name_or_path, "objective": objective}
+    lora = getattr(cfg, "lora", None)
+    if lora is not None and lora.enabled:  # the adapters travel with the projector (train/export.py)
+        projector_meta["lora"] = to_dict(lora)
     state = local = None
     if resume is not None:
         state, local = checkpointer.load(engine, resume)

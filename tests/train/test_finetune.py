@@ -69,3 +69,40 @@ def test_missing_init_projector_is_a_clear_error(tone_world, tmp_path):
     args = _config(tone_world, tmp_path / "bad", [tone_world["train"]], init_projector=str(tmp_path / "nowhere"))
     proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and "holds no projector.json" in proc.stderr
+
+
+def test_lora_finetune_checkpoints_resumes_exactly_and_evaluates(tone_world, tmp_path):
+    """lora.r > 0: adapters train with the projector, travel in its export, resume exactly from a checkpoint (a
+    fresh run started from the step-2 checkpoint ends equal to the uninterrupted 4-step run) and eval.run loads them."""
+    from model.lora import EXPORT_PREFIX
+    from train.export import load_projector
+
+    lora = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    full = tmp_path / "lora"
+    log = _run(_config(tone_world, full, [tone_world["train"]], lora=lora, checkpoint={"keep_last": 3}))
+    assert "LoRA r=4 alpha=8 on q_proj,v_proj" in log
+    meta = json.loads((full / "projector" / "projector.json").read_text())
+    assert meta["lora"]["r"] == 4 and meta["lora"]["target_modules"] == ["q_proj", "v_proj"]
+    final = load_file(str(full / "projector" / "projector.safetensors"))
+    adapters = {k: v for k, v in final.items() if k.startswith(EXPORT_PREFIX)}
+    layers = yaml.safe_load((tone_world["llm"] / "config.json").read_text())["num_hidden_layers"]
+    assert len(adapters) == 2 * 2 * layers
+    assert any(k.endswith("lora_B.default.weight") and v.abs().sum() > 0 for k, v in adapters.items())  # B moved
+    load_projector(full / "projector")  # the projector alone still loads (adapter keys set aside)
+
+    resumed = tmp_path / "lora-resumed"
+    log = _run(_config(tone_world, resumed, [tone_world["train"]], lora=lora,
+                       checkpoint={"resume": str(full / "checkpoints" / "step_00000002")}))
+    assert "resumed from" in log
+    again = load_file(str(resumed / "projector" / "projector.safetensors"))
+    assert final.keys() == again.keys() and all(torch.equal(final[k], again[k]) for k in final)
+
+    eval_cfg = tmp_path / "eval.yaml"
+    eval_cfg.write_text(yaml.safe_dump({"test": [{"path": str(tone_world["heldout"])}],
+                                        "generate": {"batch_size": 4, "max_new_tokens": 6, "max_samples": 4}}))
+    proc = subprocess.run([sys.executable, "-m", "eval.run", "--config", str(eval_cfg), "--checkpoint", str(full)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    assert f"LoRA adapters from {full / 'projector'}: {len(adapters)} tensors" in proc.stdout + proc.stderr
+    results = json.loads((full / "results" / "results.json").read_text())
+    assert results["metrics"]["asr/wer"] is not None
