@@ -369,13 +369,33 @@ class _Inline:
 # ----------------------------------------------------------------------------- running
 
 
+SLOW_WPM, FAST_WPM = 145, 175
+"""Speaking-rate label bounds in words per minute: slow <= 145 < normal < 175 <= fast."""
+
+
+def paralinguistic_labels(utt: Utterance) -> dict[str, str]:
+    """Labels a listener could hear, from how the utterance was rendered (finetuning's "para" task).
+
+    Gender only where the voice says it: espeak-ng's plain voices and its m1..m8 variants are male, f1..f5 female;
+    the named variants are left unlabelled rather than guessed.
+    """
+    variant = utt.voice.partition("+")[2]
+    labels = {"speaking_rate": "slow" if utt.speed <= SLOW_WPM else "fast" if utt.speed >= FAST_WPM else "normal",
+              "noise": "noisy" if utt.noise else "clean", "reverberation": "reverberant" if utt.rt60 else "dry"}
+    if not variant or (variant[0] == "m" and variant[1:].isdigit()):
+        labels["gender"] = "male"
+    elif variant[0] == "f" and variant[1:].isdigit():
+        labels["gender"] = "female"
+    return labels
+
+
 def _records(utt: Utterance, n_samples: int, sample_rate: int) -> list[dict]:
     """Manifest lines of one rendered utterance (several for an SQA passage)."""
     base = {
         "id": utt.uid, "audio": f"audio/{utt.uid}.flac", "text": utt.text, "lang": utt.lang,
         "duration": round(n_samples / sample_rate, 3), "voice": utt.voice, "speed": utt.speed,
         "pitch": utt.pitch, "noise": utt.noise, "snr_db": utt.snr_db, "rt60": utt.rt60,
-        "task": utt.task.split("-")[0],
+        "task": utt.task.split("-")[0], "labels": paralinguistic_labels(utt),
     }
     if utt.task == "st":
         return [{**base, "translations": utt.extra["translations"]}]

@@ -86,11 +86,13 @@ DETAIL_COLUMNS: tuple[Column, ...] = (
     Column("normalized/wer", "norm. WER", 3, True),
     Column("normalized/comet", "norm. COMET", 3, True),
     Column("normalized/f1", "norm. F1", 3, True),
+    Column("para/accuracy", "paraling. acc.", 2, True),
     Column("retrieval/r@1", "R@1", 2, True),
     Column("retrieval/chance_r@1", "chance R@1", 2),
     Column("asr/n", "ASR n", 0),
     Column("st/n", "ST n", 0),
     Column("sqa/n", "SQA n", 0),
+    Column("para/n", "paraling. n", 0),
 )
 
 # ---------------------------------------------------------------------------------------------------------- loading

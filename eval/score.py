@@ -5,7 +5,8 @@
 A row is one test example (see eval/run.py): ``{"key", "source", "task", "target", "hypothesis", "reference",
 "transcript", "meta", ...}`` where ``reference`` is what the task expects (transcript, translation, answer span) and
 ``transcript`` is the spoken text (COMET's source side). Metric keys are the ones `eval.report` lays out:
-``asr/wer``, ``st/<lang>/bleu`` and their mean over targets ``st/bleu``, ``sqa/f1``, ``normalized_average``, ...
+``asr/wer``, ``st/<lang>/bleu`` and their mean over targets ``st/bleu``, ``sqa/f1``, ``para/<attribute>/accuracy``
+and their mean ``para/accuracy``, ``normalized_average``, ...
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 from eval.metrics import (
     NormalizedAverageConfig,
+    accuracy,
     bleu,
     cer,
     chrf,
@@ -88,7 +90,7 @@ def score_rows(rows: Sequence[dict], cfg: ScoringConfig) -> tuple[dict, dict, li
     """
     by_task: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
-        by_task[r["task"] if r["task"] != "st" else f"st/{r['target']}"].append(r)
+        by_task[r["task"] if r["task"] not in ("st", "para") else f"{r['task']}/{r['target']}"].append(r)
     metrics: dict[str, float | int | None] = {}
     signatures: dict[str, str | None] = {}
     notes: list[str] = []
@@ -122,6 +124,16 @@ def score_rows(rows: Sequence[dict], cfg: ScoringConfig) -> tuple[dict, dict, li
     if sqa := by_task.get("sqa"):
         metrics.update({f"sqa/{k}": v for k, v in squad_em_f1([r["hypothesis"] for r in sqa],
                                                               [_golds(r) for r in sqa]).items()})
+
+    attributes = sorted(k.split("/", 1)[1] for k in by_task if k.startswith("para/"))
+    for a in attributes:  # labels are short words: exact match after strip + lowercase, trailing period ignored
+        para = by_task[f"para/{a}"]
+        metrics[f"para/{a}/accuracy"] = accuracy([r["hypothesis"].strip().rstrip(".") for r in para],
+                                                 [r["reference"] for r in para])
+        metrics[f"para/{a}/n"] = len(para)
+    if attributes:
+        metrics["para/accuracy"] = _mean([metrics[f"para/{a}/accuracy"] for a in attributes])
+        metrics["para/n"] = sum(metrics[f"para/{a}/n"] for a in attributes)
 
     scores = {"wer": metrics.get("asr/wer"), "comet": metrics.get("st/comet"), "f1": metrics.get("sqa/f1")}
     scores = {k: None if v is None or math.isnan(v) else v for k, v in scores.items()}  # NaN: nothing was scorable

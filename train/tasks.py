@@ -5,6 +5,11 @@ and answer this question: <question>", ST "Can you translate this audio from <so
 samples a prompt from a per-task list, ST prompts also written in the target language (the paper's fr/it/es/de
 variants), so the projector does not overfit one wording.
 
+Paralinguistic labels (optional, task "para"): a sample whose manifest carries ``labels`` ({"gender": "female",
+"speaking_rate": "fast", ...}: mls-eng-speaker-descriptions style; data.synth writes them from its voices and
+prosody) is asked about one of them with probability ``paralinguistic``, instead of its own task; evaluation asks
+every attribute of ``para_test_attributes`` the sample has, scored by accuracy.
+
 Sampling is a pure function of (seed, epoch, sample key): no global RNG is touched, so resumed runs draw the same
 prompts and the same ST target languages as uninterrupted ones, whatever the number of ranks or workers.
 """
@@ -16,9 +21,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["TaskConfig", "TaskExample", "TASKS", "LANGUAGE_NAMES", "task_of", "training_example", "eval_examples"]
+__all__ = ["TaskConfig", "TaskExample", "TASKS", "LANGUAGE_NAMES", "PARA_QUESTIONS", "task_of", "training_example",
+           "eval_examples"]
 
-TASKS = ("asr", "st", "sqa")
+TASKS = ("asr", "st", "sqa", "para")
 LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "ru": "Russian"}
 
 TEST_PROMPTS = {
@@ -34,6 +40,19 @@ TRAIN_PROMPTS = {
     "sqa": ["Listen to the audio and answer this question: {question}",
             "Answer the question about the recording: {question}",
             "Based on what you hear, {question}", "{question} Answer from the audio."],
+}
+# Paralinguistic questions per label attribute (the answer is the label, e.g. "female", "fast"); an attribute not
+# listed is asked as "What is the <attribute> of the speech in this audio?".
+PARA_QUESTIONS = {
+    "gender": "Is the speaker male or female?",
+    "speaking_rate": "How fast does the speaker talk: slow, normal or fast?",
+    "noise": "Is the recording clean or noisy?",
+    "reverberation": "Does the recording sound dry or reverberant?",
+    "pitch": "Is the speaker's voice low, medium or high pitched?",
+    "monotony": "Does the speaker sound monotone or expressive?",
+    "emotion": "What emotion does the speaker express?",
+    "age": "How old does the speaker sound?",
+    "accent": "What accent does the speaker have?",
 }
 # ST prompts written in the target language (paper: fr/it/es/de variants of the test prompt).
 TRAIN_PROMPTS_IN_TARGET = {
@@ -54,6 +73,12 @@ class TaskConfig:
     """Share of ST training prompts written in the target language instead of English."""
     seed: int = 0
     """Seeds prompt and target sampling (together with the epoch and the sample key)."""
+    paralinguistic: float = 0.0
+    """Share of labelled training samples (manifest ``labels``) asked about a label instead of their own task."""
+    para_attributes: list[str] = field(default_factory=list)
+    """Label attributes to train on (empty: every attribute a sample has)."""
+    para_test_attributes: list[str] = field(default_factory=list)
+    """Label attributes to evaluate (one test example per attribute a sample has; empty: none)."""
 
     def __post_init__(self):
         for name in ("st_targets", "st_test_targets"):
@@ -63,6 +88,8 @@ class TaskConfig:
                                  f"{getattr(self, name)}")
         if not 0 <= self.target_language_prompts <= 1:
             raise ValueError(f"target_language_prompts must be in [0, 1], got {self.target_language_prompts}")
+        if not 0 <= self.paralinguistic <= 1:
+            raise ValueError(f"paralinguistic must be in [0, 1], got {self.paralinguistic}")
 
 
 @dataclass(frozen=True)
@@ -73,7 +100,7 @@ class TaskExample:
     answer: str
     """What the LLM must produce: transcript, translation or answer span."""
     target: str | None = None
-    """ST target language code."""
+    """ST target language code; for "para" the label attribute."""
 
 
 def task_of(meta: dict) -> str:
@@ -97,6 +124,16 @@ def _require(meta: dict, key: str, fields: tuple[str, ...]) -> None:
         raise ValueError(f"sample {key!r} has no {missing} for its task {task_of(meta)!r}; fix its manifest entry")
 
 
+def para_question(attribute: str) -> str:
+    return PARA_QUESTIONS.get(attribute, f"What is the {attribute.replace('_', ' ')} of the speech in this audio?")
+
+
+def _labels(meta: dict, attributes: list[str]) -> dict[str, str]:
+    """The sample's non-empty labels, restricted to `attributes` when given, as strings."""
+    labels = meta.get("labels") or {}
+    return {k: str(v) for k, v in labels.items() if v not in (None, "") and (not attributes or k in attributes)}
+
+
 def _source_name(meta: dict) -> str:
     return LANGUAGE_NAMES.get(meta.get("lang", "en"), meta.get("lang", "English"))
 
@@ -111,6 +148,14 @@ def training_example(meta: dict, transcript: str, key: str, epoch: int, cfg: Tas
     """
     rng = _rng(cfg.seed, epoch, key)
     task = task_of(meta)
+    if cfg.paralinguistic and (labels := _labels(meta, cfg.para_attributes)):
+        para_rng = _rng(cfg.seed, epoch, f"para:{key}")  # own stream: other tasks' draws stay as without labels
+        if task == "para" or para_rng.random() < cfg.paralinguistic:
+            attribute = para_rng.choice(sorted(labels))
+            return TaskExample("para", para_question(attribute), labels[attribute], attribute)
+    if task == "para":
+        raise ValueError(f"sample {key!r} is a paralinguistic sample but has no labels among "
+                         f"{cfg.para_attributes or 'any attribute'} (or tasks.paralinguistic is 0)")
     if task == "asr":
         if not transcript:
             raise ValueError(f"sample {key!r} has an empty transcript")
@@ -132,14 +177,19 @@ def training_example(meta: dict, transcript: str, key: str, epoch: int, cfg: Tas
 
 
 def eval_examples(meta: dict, transcript: str, key: str, cfg: TaskConfig) -> list[TaskExample]:
-    """The fixed test prompt(s) and references of one sample (ST: one per `st_test_targets` it has)."""
+    """The fixed test prompt(s) and references of one sample (ST: one per `st_test_targets` it has; plus one
+    paralinguistic question per `para_test_attributes` label it has)."""
     task = task_of(meta)
+    labels = _labels(meta, cfg.para_test_attributes) if cfg.para_test_attributes else {}
+    para = [TaskExample("para", para_question(a), labels[a], a) for a in cfg.para_test_attributes if a in labels]
+    if task == "para":
+        return para
     if task == "asr":
-        return [TaskExample("asr", TEST_PROMPTS["asr"], transcript)]
+        return [TaskExample("asr", TEST_PROMPTS["asr"], transcript)] + para
     if task == "sqa":
         _require(meta, key, ("question", "answer"))
-        return [TaskExample("sqa", TEST_PROMPTS["sqa"].format(question=meta["question"]), meta["answer"])]
+        return [TaskExample("sqa", TEST_PROMPTS["sqa"].format(question=meta["question"]), meta["answer"])] + para
     _require(meta, key, ("translations",))
     return [TaskExample("st", TEST_PROMPTS["st"].format(source=_source_name(meta), target=LANGUAGE_NAMES[t]),
                         meta["translations"][t], t)
-            for t in cfg.st_test_targets if meta["translations"].get(t)]
+            for t in cfg.st_test_targets if meta["translations"].get(t)] + para

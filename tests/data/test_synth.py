@@ -168,7 +168,7 @@ def test_different_seed_differs(runs: dict[str, Path]) -> None:
 
 
 REQUIRED = {"id", "audio", "text", "lang", "duration", "voice", "speed", "pitch", "noise", "snr_db",
-            "rt60", "task"}
+            "rt60", "task", "labels"}
 
 
 def test_manifest_schema(runs: dict[str, Path]) -> None:
@@ -190,6 +190,11 @@ def test_manifest_schema(runs: dict[str, Path]) -> None:
             assert rec["voice"] in summary["voices_available"][rec["lang"]]
             assert (rec["noise"] is None) == (rec["snr_db"] is None)
             assert rec["noise"] in (None, *augment.NOISE_COLORS)
+            labels = rec["labels"]
+            assert labels["noise"] == ("clean" if rec["noise"] is None else "noisy")
+            assert labels["reverberation"] == ("dry" if rec["rt60"] is None else "reverberant")
+            assert labels["speaking_rate"] == ("slow" if rec["speed"] <= 145 else "fast" if rec["speed"] >= 175
+                                               else "normal")
             seen_noise |= rec["noise"] is not None
             seen_reverb |= rec["rt60"] is not None
             info = sf.info(str(mdir / rec["audio"]))
@@ -243,3 +248,13 @@ def test_config_validation_and_cli() -> None:
     assert cfg.langs == ("en", "ru") and cfg.snr_db == (5.0, 30.0) and cfg.speed == (130, 180)
     assert cfg.workers == 3 and cfg.seed == 0 and cfg.noise_prob == 0.3
     assert cfg.task_targets() == {"asr-en": 5400.0, "asr-ru": 1800.0}
+
+
+def test_gender_labels_only_where_the_voice_says_it() -> None:
+    def gender(voice: str):
+        utt = synth.Utterance(task="asr-en", index=0, uid="u", text="hi", lang="en", voice=voice, speed=160,
+                              pitch=50, noise=None, snr_db=None, rt60=None)
+        return synth.paralinguistic_labels(utt).get("gender")
+
+    assert [gender(v) for v in ("en-us", "en-us+m3", "en-gb+f2", "de+f5", "en-us+Annie", "en-us+klatt2")] == [
+        "male", "male", "female", "female", None, None]

@@ -135,3 +135,43 @@ def test_st_samples_are_asked_once_per_test_target():
     assert passes == {None: [("a", "asr", None, "one two"), ("b", "st", "de", "d"), ("c", "st", "de", "d2"),
                              ("d", "sqa", None, "six")],
                       "fr": [("b", "st", "fr", "f")]}
+
+
+def test_paralinguistic_questions_get_their_own_pass():
+    from eval.run import _annotate, _passes
+    from train.tasks import TaskConfig
+
+    cfg = TaskConfig(para_test_attributes=["gender", "speaking_rate"])
+    samples = [{"key": "a", "reference": "one two", "meta": {"labels": {"gender": "male", "speaking_rate": "fast"}}},
+               {"key": "b", "reference": "three", "meta": {"task": "sqa", "question": "q?", "answer": "three",
+                                                           "labels": {"gender": "female"}}},
+               {"key": "c", "reference": "four", "meta": {}}]
+    passes = {t: [(r["key"], r["task"], r["target"], r["reference"]) for r in _annotate(samples, t, cfg)]
+              for t in _passes(cfg)}
+    assert passes == {None: [("a", "asr", None, "one two"), ("b", "sqa", None, "three"), ("c", "asr", None, "four")],
+                      "para:gender": [("a", "para", "gender", "male"), ("b", "para", "gender", "female")],
+                      "para:speaking_rate": [("a", "para", "speaking_rate", "fast")]}
+
+
+def test_paralinguistic_evaluation_end_to_end(reader_world, tmp_path):
+    """Labelled test shards with tasks.para_test_attributes: one generation pass per attribute, the question as the
+    prompt, accuracy per attribute in results.json and its own hypotheses file."""
+    from data.prepare import build_from_manifest
+    from tests.conftest import make_word_tone_manifest
+
+    manifest = make_word_tone_manifest(tmp_path / "labelled", 6, seed=3)
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for i, rec in enumerate(lines):
+        rec["labels"] = {"pitch": "high" if i % 2 else "low"}
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    build_from_manifest(manifest, tmp_path / "shards", workers=1)
+    out = tmp_path / "results"
+    launch(["eval.run", "--config", str(reader_world["eval_config"]), f"test=[{{path: {tmp_path / 'shards'}}}]",
+            "contrastive.sources=[]", "tasks.para_test_attributes=[pitch]", "generate.max_new_tokens=3",
+            f"out_dir={out}"] + model_overrides(reader_world))
+    results = results_of(out)
+    m = results["metrics"]
+    assert m["para/pitch/n"] == m["para/n"] == 6 and m["asr/n"] == 6 and 0 <= m["para/accuracy"] <= 100
+    rows = read_results(results["hypotheses"]["para_pitch"])
+    assert [r["reference"] for r in rows] == ["low", "high"] * 3
+    assert all(r["prompt"] == "Is the speaker's voice low, medium or high pitched?" for r in rows)

@@ -208,3 +208,14 @@ def test_invalid_config_values_raise(kw, match):
 def test_invalid_bleu_and_comet_settings_raise(kw):
     with pytest.raises(ValueError):
         ScoringConfig(**kw)
+
+
+def test_paralinguistic_accuracy_per_attribute_and_mean():
+    rows = [_row("para", "Female.", "female", target="gender", key="a"),
+            _row("para", "male", "female", target="gender", key="b"),
+            _row("para", " FAST", "fast", target="speaking_rate", key="a"),
+            _row("asr", "hello", "hello")]
+    metrics, _, _ = score_rows(rows, ScoringConfig())
+    assert metrics["para/gender/accuracy"] == 50.0 and metrics["para/speaking_rate/accuracy"] == 100.0
+    assert metrics["para/accuracy"] == 75.0 and metrics["para/n"] == 3 and metrics["para/gender/n"] == 2
+    assert metrics["asr/wer"] == 0.0

@@ -66,3 +66,40 @@ def test_broken_samples_name_the_key():
         training_example(ASR, "", "bad", 0, cfg)
     with pytest.raises(ValueError, match="st_targets"):
         TaskConfig(st_targets=["xx"])
+
+
+LABELLED = {**ASR, "labels": {"gender": "female", "speaking_rate": "fast", "noise": None}}
+
+
+def test_paralinguistic_questions_replace_the_task_at_the_configured_rate():
+    off = TaskConfig()
+    on = TaskConfig(paralinguistic=0.5)
+    keys = [f"u{i}" for i in range(400)]
+    # off (the default): a labelled sample is its own task, with the same draws as without labels
+    assert all(training_example(LABELLED, "Hello there.", k, 0, off) == training_example(ASR, "Hello there.", k, 0, off)
+               for k in keys[:50])
+    examples = [training_example(LABELLED, "Hello there.", k, 0, on) for k in keys]
+    para = [e for e in examples if e.task == "para"]
+    assert 0.4 < len(para) / len(keys) < 0.6
+    assert {e.target for e in para} == {"gender", "speaking_rate"}  # None-valued labels are never asked
+    assert all(e.answer == LABELLED["labels"][e.target] for e in para)
+    assert {e.prompt for e in para} == {"Is the speaker male or female?",
+                                        "How fast does the speaker talk: slow, normal or fast?"}
+    # the non-para draws are the draws the sample gets without labels
+    assert all(e == training_example(ASR, "Hello there.", k, 0, on) for k, e in zip(keys, examples) if e.task == "asr")
+    only = TaskConfig(paralinguistic=1.0, para_attributes=["speaking_rate"])
+    assert {training_example(LABELLED, "x", k, 0, only).target for k in keys[:20]} == {"speaking_rate"}
+    with pytest.raises(ValueError, match="no labels"):
+        training_example({"task": "para", "labels": {}}, "", "k", 0, on)
+    with pytest.raises(ValueError, match="paralinguistic must be in"):
+        TaskConfig(paralinguistic=1.5)
+
+
+def test_paralinguistic_test_questions_follow_the_main_task():
+    cfg = TaskConfig(para_test_attributes=["gender", "age"])
+    examples = eval_examples(LABELLED, "Hello there.", "a", cfg)
+    assert [(e.task, e.target, e.answer) for e in examples] == [("asr", None, "Hello there."),
+                                                              ("para", "gender", "female")]
+    assert eval_examples({"task": "para", "labels": {"age": "adult"}}, "", "b", cfg)[0].prompt == (
+        "How old does the speaker sound?")
+    assert [e.task for e in eval_examples(LABELLED, "Hello there.", "a", TaskConfig())] == ["asr"]
