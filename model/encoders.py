@@ -29,6 +29,8 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from model.pretrained import resolve_model
+
 __all__ = ["EncoderConfig", "EncoderOutput", "SpeechEncoder", "WaveformEncoder", "WhisperSpeechEncoder",
            "EncoderNotFoundError", "build_encoder", "frames_for", "SAMPLE_RATE"]
 
@@ -47,7 +49,9 @@ class EncoderNotFoundError(OSError):
 @dataclass
 class EncoderConfig:
     name_or_path: str = "facebook/hubert-large-ls960-ft"
-    """HF model name (must already be in the local HF cache) or local directory; loaded with local_files_only."""
+    """HF model name (must already be in the local HF cache), local directory, or a PyPI-shipped model converted on
+    first use (``pypi:whisper-base``, ``pypi:whisper-tiny.en``; see model/pretrained.py); loaded with
+    local_files_only."""
     kind: Literal["auto", "hubert", "wav2vec2", "whisper"] = "auto"
     """Encoder family; "auto" reads it from the HF config's model_type (wavlm/data2vec-audio count as wav2vec2)."""
     layer: int = -1
@@ -310,9 +314,10 @@ def build_encoder(cfg: EncoderConfig, model: nn.Module | None = None) -> SpeechE
     """
     do_normalize = cfg.normalize_waveform
     if model is None:
-        model = _load(cfg.name_or_path, cfg.torch_dtype)
+        path = resolve_model(cfg.name_or_path)  # "pypi:whisper-base" -> its converted local directory
+        model = _load(path, cfg.torch_dtype)
         if do_normalize is None:
-            do_normalize = _local_do_normalize(cfg.name_or_path)
+            do_normalize = _local_do_normalize(path)
     model = getattr(model, "base_model", model)  # HubertForCTC -> .hubert, WhisperForConditionalGeneration -> .model
     kind = _detect_kind(model.config.model_type, cfg.kind, cfg.name_or_path)
     if do_normalize is None:

