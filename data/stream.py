@@ -362,6 +362,7 @@ class StreamLoader:
                             multiprocessing_context="fork" if workers else None,
                             generator=torch.Generator().manual_seed(self.cfg.seed))
         expected = (self.position["epoch"], self.position["batch"])
+        empty_run = 0  # consecutive batches with nothing usable: a whole epoch of them would loop forever
         for batch in loader:
             info = batch.pop("_stream")
             if expected[1] >= self.batches_per_epoch:
@@ -374,7 +375,16 @@ class StreamLoader:
             self._account(batch, info)
             if batch["size"] == 0:
                 log.warning("batch %d:%d has no usable sample left; skipped", info["epoch"], info["index"])
+                empty_run += 1
+                if empty_run >= self.batches_per_epoch:
+                    reasons = dict(self.stats.bad) | dict(self.stats.filtered)
+                    raise DataQualityError(
+                        f"{empty_run} batches in a row (a whole epoch for rank {self.rank}) had no usable sample; "
+                        f"skipped so far by reason: {reasons}, e.g. {info['dropped'][:2]}. Every sample of "
+                        f"{[c.name for c in self.catalogs]} is being dropped: fix the named cause (a text or "
+                        f"encoder cache built for other shards, corrupt audio, ...) rather than training on nothing.")
                 continue
+            empty_run = 0
             batch["epoch"], batch["batch_index"] = info["epoch"], info["index"]
             yield batch
 

@@ -73,8 +73,11 @@ class HeldoutEvaluator:
         d = tdist.discover()
         total = sum(int(_index_samples(s.path)) for s in cfg.sources)
         n = min(cfg.max_samples, total)
+        # The training caches (data.text_cache / encoder_cache) cover the training shards, not these: held-out
+        # samples go through the frozen encoder and LLM, as a test set would.
         stream = replace(data, sources=cfg.sources, batch_size=cfg.batch_size, shuffle_buffer=0, shuffle_shards=False,
-                         samples_per_epoch=n, num_workers=0, seed=0, max_bad_fraction=1.0)
+                         samples_per_epoch=n, num_workers=0, seed=0, max_bad_fraction=1.0, text_cache=None,
+                         encoder_cache=None)
         loader = StreamLoader(stream, rank=d.rank, world_size=d.world_size)
         it = iter(loader)
         self.batches = [next(it) for _ in range(loader.batches_per_epoch)]

@@ -119,3 +119,31 @@ def test_cache_text_script_without_slurm_builds_every_shard(world):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "part 0 of 1" in proc.stdout and len(list((cache / "tone").glob("*.safetensors"))) == 4
     assert read_manifest(cache)["spec"]["dtype"] == "float16"
+
+
+def test_a_cache_that_covers_nothing_stops_instead_of_looping(world):
+    """Every sample missing from the cache (a cache built for other shards) with max_bad_fraction=1: a whole epoch of
+    empty batches is an error naming the reason, not an endless stream of skipped batches."""
+    from data.stream import DataQualityError
+
+    cache = _build(world, "cache-empty", "cos", "--dtype", "float32")
+    for f in (world["root"] / "cache-empty" / "tone").glob("*.safetensors"):
+        f.unlink()
+    cfg = _cfg(world, "cos", cache)
+    cfg.data.max_bad_fraction = 1.0
+    with pytest.raises(DataQualityError, match=r"whole epoch.*text_cache_missing"):
+        for _ in StreamLoader(cfg.data, 0, 1):
+            pass
+
+
+def test_heldout_evaluation_reads_its_own_shards_not_the_training_caches(world, tmp_path):
+    """Held-out shards are not in the training caches: the evaluator computes their states (the cache paths may
+    not even exist)."""
+    from train.heldout import HeldoutConfig, HeldoutEvaluator
+
+    cfg = _cfg(world, "cos", str(tmp_path / "no-text-cache"))
+    cfg.data.encoder_cache = str(tmp_path / "no-encoder-cache")
+    heldout = HeldoutConfig(sources=[{"path": str(world["shards"]), "name": "tone"}], max_samples=8, batch_size=4)
+    evaluator = HeldoutEvaluator(heldout, cfg.data, cfg.loss, tmp_path / "run")
+    assert evaluator.size == 8
+    assert not {"text_pooled", "text_states", "encoder_features"} & {k for b in evaluator.batches for k in b}
