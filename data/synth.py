@@ -110,6 +110,10 @@ class SynthConfig:
     """espeak-ng speaking rate range in words per minute (inclusive)."""
     pitch: tuple[int, int] = (20, 80)
     """espeak-ng pitch range, 0-99 (inclusive)."""
+    voice_set: str = "all"
+    """Speakers to draw from: "all", or a fixed split of espeak-ng's variants (the speaker identities, shared by
+    every accent) into "train" (~80 %) and "heldout" (the rest, see `heldout_variant`), so that test speech comes
+    from voices no training utterance used. Plain voices (no variant) count as train."""
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Synthesis processes; 1 runs in-process. The output does not depend on it."""
     chunk_size: int = 4
@@ -153,6 +157,8 @@ class SynthConfig:
         self.pitch = _check_range("pitch", self.pitch, 0, 99, int)
         if self.workers < 1 or self.chunk_size < 1:
             raise ValueError(f"workers and chunk_size must be >= 1, got {self.workers}, {self.chunk_size}")
+        if self.voice_set not in ("all", "train", "heldout"):
+            raise ValueError(f"voice_set must be all, train or heldout, got {self.voice_set!r}")
         if self.sample_rate < 8000:
             raise ValueError(f"sample_rate must be >= 8000 Hz, got {self.sample_rate}")
 
@@ -218,6 +224,23 @@ def espeak_wav(exe: str, voice: str, speed: int, pitch: int, txt: str) -> tuple[
     # espeak writes a streaming header with bogus sizes; libsndfile reads up to the real end.
     wav, sr = sf.read(io.BytesIO(proc.stdout), dtype="float64", always_2d=True)
     return wav.mean(axis=1), sr
+
+
+def heldout_variant(variant: str) -> bool:
+    """The fixed held-out fifth of the espeak-ng variants (by a stable hash of the name; never the plain voice)."""
+    return bool(variant) and zlib.crc32(variant.encode()) % 5 == 0
+
+
+def select_voices(voices: dict[str, list[str]], voice_set: str) -> dict[str, list[str]]:
+    """Voices of one `SynthConfig.voice_set`; an empty selection for a language is an error naming it."""
+    if voice_set == "all":
+        return voices
+    keep = {lang: [v for v in vs if heldout_variant(v.partition("+")[2]) == (voice_set == "heldout")]
+            for lang, vs in voices.items()}
+    empty = [lang for lang, vs in keep.items() if not vs]
+    if empty:
+        raise RuntimeError(f"voice_set={voice_set!r} leaves no espeak-ng voice for {empty}")
+    return keep
 
 
 def available_voices(exe: str, langs: list[str]) -> dict[str, list[str]]:
@@ -499,7 +522,7 @@ def synthesize(cfg: SynthConfig) -> dict:
     _prepare_out(cfg)
     targets = cfg.task_targets()
     langs = sorted({TASK_LANG.get(t, t[4:]) for t in targets})
-    voices = available_voices(exe, langs)
+    voices = select_voices(available_voices(exe, langs), cfg.voice_set)
     logger.info("espeak-ng voices: %s", ", ".join(f"{lang}={len(v)}" for lang, v in voices.items()))
     t0 = time.perf_counter()
     # The pool is forked before tqdm starts its monitor thread.
@@ -586,6 +609,8 @@ def parse_args(argv: list[str] | None = None) -> SynthConfig:
     p.add_argument("--rt60", type=_pair, help=f"RT60 range LOW,HIGH in s {d('rt60')}")
     p.add_argument("--speed", type=_pair, help=f"speaking rate range in words/min {d('speed')}")
     p.add_argument("--pitch", type=_pair, help=f"espeak pitch range 0-99 {d('pitch')}")
+    p.add_argument("--voice-set", choices=["all", "train", "heldout"],
+                   help=f"speakers: all, or the fixed train / held-out split of the variants {d('voice_set')}")
     p.add_argument("--workers", type=int, help=f"synthesis processes {d('workers')}")
     p.add_argument("--chunk-size", type=int, help=f"utterances per worker task {d('chunk_size')}")
     p.add_argument("--overwrite", action="store_true", help="replace earlier outputs in a non-empty --out")

@@ -13,7 +13,9 @@ Two families sit behind one interface:
   were trained on zero-padded input without a mask, and their first GroupNorm sees the whole padded sequence, so
   their features depend on the padding; only layer-norm models give batch-invariant features.
 * Whisper takes a log-mel spectrogram of a 30 s window: it is computed here in torch (same maths as HF's
-  ``WhisperFeatureExtractor``), padded to 3000 mel frames, encoded, and trimmed back to the real frames.
+  ``WhisperFeatureExtractor``), padded to 3000 mel frames, encoded, and trimmed back to the real frames. With
+  ``whisper_window_seconds`` set, each utterance is padded only to the next multiple of that many seconds (several
+  times faster on short speech; the features are then Whisper's on a shorter window, not HF's 30 s ones).
 
 Encoders are frozen: no parameter requires grad, ``train()`` keeps them in eval mode (dropout and SpecAugment off
 under the trainer's ``model.train()``), and the forward runs under ``torch.no_grad()``. Features at padded frames
@@ -59,6 +61,12 @@ class EncoderConfig:
     stable-layer-norm models), k >= 0 = hidden_states[k] (0 = input to the first transformer layer)."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Precision of the frozen encoder weights and its compute; features come out in this dtype."""
+    whisper_window_seconds: float | None = None
+    """Whisper only. None: every utterance is padded to the model's 30 s window (HF's features, exactly). A number
+    w: each utterance is padded to the next multiple of w seconds and encoded with the first positional embeddings
+    only - 3-10x faster on a few seconds of speech (its cost follows the audio instead of 30 s). Whisper attends to
+    its padding, so the features then differ from the 30 s ones (cosine ~0.95), but each utterance's features still
+    depend only on itself (never on its batch): train, cache and evaluate with the same setting."""
     normalize_waveform: bool | None = None
     """Zero-mean unit-variance normalise each waveform over its real samples (HF ``do_normalize``). None = infer:
     the local preprocessor_config.json's do_normalize when loading by name, else True for HuBERT/wav2vec2
@@ -73,6 +81,9 @@ class EncoderConfig:
             raise ValueError(f"encoder.layer must be -1 (last) or a hidden-state index >= 0, got {self.layer}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"encoder.dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
+        if self.whisper_window_seconds is not None and not 0 < self.whisper_window_seconds <= 30:
+            raise ValueError(f"encoder.whisper_window_seconds must be in (0, 30] or null, got "
+                             f"{self.whisper_window_seconds}")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -224,6 +235,10 @@ class WhisperSpeechEncoder(SpeechEncoder):
         # derived constants have no place in a checkpoint. Moved to the audio's device per call (100 KB).
         self.mel_filters = torch.tensor(filters.T, dtype=torch.float32)  # [n_mels, n_fft // 2 + 1]
         self.window = torch.hann_window(self.n_fft, dtype=torch.float32)
+        # chunk of the shorter windows, in mel frames (a multiple of the conv stride so positions stay aligned)
+        w = cfg.whisper_window_seconds
+        self.chunk = None if w is None else max(self.conv_stride, round(w * SAMPLE_RATE / self.hop_length
+                                                                        / self.conv_stride) * self.conv_stride)
 
     def num_frames(self, lengths: torch.Tensor) -> torch.Tensor:
         # Mel frames with a real centre sample: ceil(n / 160) (HF's attention_mask[:, ::hop]); then conv2
@@ -258,8 +273,30 @@ class WhisperSpeechEncoder(SpeechEncoder):
                              f"({self.max_samples} samples), got an utterance of {longest:.2f} s; split long audio "
                              "or filter it out (data max_duration)")
         features = self.log_mel(audio).to(self.dtype)
-        out = self.model(features, output_hidden_states=self.layer != -1)
-        return self._select(out)
+        if self.chunk is None:
+            return self._select(self.model(features, output_hidden_states=self.layer != -1))
+        # Shorter windows: utterances padded to the same number of chunks are encoded together, so that an
+        # utterance's features never depend on the rest of its batch.
+        mel_frames = (lengths + self.hop_length - 1) // self.hop_length
+        windows = ((mel_frames.clamp(min=1) + self.chunk - 1) // self.chunk * self.chunk).clamp(max=self.n_mel_frames)
+        out = features.new_zeros(len(audio), int(windows.max()) // self.conv_stride, self.dim)
+        for w in windows.unique().tolist():
+            rows = (windows == w).nonzero().squeeze(1)
+            out[rows, : w // self.conv_stride] = self._encode_window(features[rows, :, :w])
+        return out
+
+    def _encode_window(self, mel: torch.Tensor) -> torch.Tensor:
+        """WhisperEncoder.forward on fewer than 3000 mel frames (HF refuses them): the same modules, the first
+        positional embeddings. On the full window it equals HF's output (tested)."""
+        m = self.model
+        x = nn.functional.gelu(m.conv1(mel))
+        x = nn.functional.gelu(m.conv2(x)).permute(0, 2, 1)
+        x = x + m.embed_positions.weight[: x.shape[1]]
+        for k, layer in enumerate(m.layers):
+            if k == self.layer:
+                return x
+            x = layer(x, None)
+        return m.layer_norm(x)  # HF's hidden_states[L] is the normed output too
 
 
 def _detect_kind(model_type: str, requested: str, where: str) -> str:

@@ -258,3 +258,16 @@ def test_gender_labels_only_where_the_voice_says_it() -> None:
 
     assert [gender(v) for v in ("en-us", "en-us+m3", "en-gb+f2", "de+f5", "en-us+Annie", "en-us+klatt2")] == [
         "male", "male", "female", "female", None, None]
+
+
+def test_voice_sets_split_the_speakers() -> None:
+    voices = {"en": ["en-us", "en-us+m1", "en-us+m2", "en-gb+m1", "en-gb+f2", "en-gb+f3"], "de": ["de+m2", "de+f1"]}
+    train, heldout = synth.select_voices(voices, "train"), synth.select_voices(voices, "heldout")
+    assert synth.select_voices(voices, "all") == voices
+    assert heldout == {"en": ["en-us+m1", "en-gb+m1", "en-gb+f3"], "de": ["de+f1"]}  # a speaker in every accent
+    assert train == {"en": ["en-us", "en-us+m2", "en-gb+f2"], "de": ["de+m2"]}  # plain voices train
+    assert 0.2 < sum(map(synth.heldout_variant, synth.VARIANTS)) / len(synth.VARIANTS) < 0.35
+    with pytest.raises(RuntimeError, match="no espeak-ng voice for \\['ru'\\]"):
+        synth.select_voices({"ru": ["ru+m1"]}, "train")
+    with pytest.raises(ValueError, match="voice_set"):
+        synth.SynthConfig(out=Path("x"), hours=1, voice_set="test")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model, WhisperConfig, WhisperModel
 
 from model.encoders import (
@@ -220,6 +221,42 @@ def test_whisper_features_match_hf_pipeline_trimmed(whisper):
         assert err < 1e-4
         single = enc(audio[i : i + 1, :n], mask[i : i + 1, :n])
         torch.testing.assert_close(out.features[i, :f], single.features[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("layer", [-1, 0, 1, 2])
+def test_whisper_window_path_equals_hf_on_the_full_window(whisper, layer):
+    """The shorter-window forward is HF's WhisperEncoder.forward: on 3000 frames it gives HF's output at every
+    hidden-state index (the embeddings, after each layer, and the final LayerNorm)."""
+    hf_encoder, _ = whisper
+    enc = build_encoder(EncoderConfig(layer=layer, whisper_window_seconds=30), model=hf_encoder)
+    audio, mask = padded_batch([37_123], scale=0.1)
+    mel = enc.log_mel(torch.where(mask, audio, 0)[:, :37_123])
+    with torch.no_grad():
+        out = hf_encoder(mel, output_hidden_states=True)
+        ref = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
+        torch.testing.assert_close(enc._encode_window(mel), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_whisper_shorter_windows_depend_only_on_the_utterance(whisper):
+    hf_encoder, full = whisper
+    enc = build_encoder(EncoderConfig(whisper_window_seconds=2.0), model=hf_encoder)
+    assert enc.chunk == 200  # mel frames per 2 s
+    lengths = [5_000, 31_000, 33_000, 80_000]  # windows of 2, 2, 4 and 6 s
+    audio, mask = padded_batch(lengths, scale=0.1)
+    out = enc(audio, mask)
+    assert out.mask.sum(-1).tolist() == [frames_for(enc, n) for n in lengths]
+    assert not out.features[~out.mask].any()
+    reference = full(audio, mask)
+    for i, n in enumerate(lengths):
+        f = frames_for(enc, n)
+        single = enc(audio[i : i + 1, :n], mask[i : i + 1, :n])  # alone: the same features as in any batch
+        torch.testing.assert_close(out.features[i, :f], single.features[0], atol=1e-5, rtol=1e-5)
+        # a shorter window is another input to Whisper: close to the 30 s features but not equal to them
+        cos = nn.functional.cosine_similarity(out.features[i, :f], reference.features[i, :f], dim=-1)
+        assert not torch.allclose(out.features[i, :f], reference.features[i, :f], atol=1e-4)
+        assert cos.mean() > 0.5, cos.mean()
+    with pytest.raises(ValueError, match="whisper_window_seconds"):
+        EncoderConfig(whisper_window_seconds=31)
 
 
 def test_whisper_rejects_audio_over_30_s(whisper):
