@@ -59,7 +59,7 @@ def test_pretrain_step_profile(tmp_path):
                 f"run_dir={run_dir}", f"data.sources={json.dumps(sources)}", "heldout.sources=[]",
                 f"encoder.name_or_path={models['encoder']}", f"llm.name_or_path={models['llm']}",
                 f"train.max_steps={STEPS}", "train.profile=true", "checkpoint.every_steps=0", "plots=false",
-                "tensorboard=false", *extra]
+                "tensorboard=false", "data.encoder_cache=null", "data.text_cache=null", *extra]
         proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, env={**os.environ})
         assert proc.returncode == 0, proc.stderr[-4000:]
         rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
