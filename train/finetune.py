@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         init_projector(speech_llm)
         if cfg.lora.enabled:
             torch.manual_seed(cfg.seed + 1)  # the same adapter init on every rank, independent of the projector's
-            names = apply_lora(speech_llm.llm, cfg.lora)
-            n = sum(p.numel() for name, p in speech_llm.llm.named_parameters() if name in set(names))
+            names = set(apply_lora(speech_llm.llm, cfg.lora))
+            n = sum(p.numel() for name, p in speech_llm.llm.named_parameters() if name in names)
             log.info("LoRA r=%d alpha=%g on %s: %d adapter tensors, %s parameters train with the projector",
                      cfg.lora.r, cfg.lora.alpha, ",".join(cfg.lora.target_modules), len(names), f"{n:,}")
 
