@@ -335,10 +335,21 @@ def accuracy(predictions: Sequence[str], labels: Sequence[str]) -> float:
 # ------------------------------------------------------------------------------------------------ normalized average
 
 
+_ST_METRICS = ("comet", "bleu")
+
+
 @dataclass
 class NormalizedAverageConfig:
-    """Bounds of the paper's normalized average (Eq. 3); defaults are the paper's (percent scale for every metric)."""
+    """Bounds of the paper's normalized average (Eq. 3); defaults are the paper's (percent scale for every metric).
 
+    The paper scores ST with COMET. Where COMET cannot run (no checkpoint) or the paper's bounds mean nothing (a small
+    LLM on synthetic speech), ``st_metric="bleu"`` averages BLEU instead, between bounds measured on evaluated
+    systems (``bleu_lower`` / ``bleu_upper``, e.g. from `eval.report --bounds`); such an average is not comparable
+    with the paper's numbers.
+    """
+
+    st_metric: str = "comet"
+    """ST metric of the average: "comet" (the paper's) or "bleu" (needs bleu_lower and bleu_upper)."""
     wer_lower: float = 18.38
     """WER of the lower bound: cascaded HuBERT ASR + Llama."""
     wer_upper: float = 6.54
@@ -347,20 +358,30 @@ class NormalizedAverageConfig:
     """COMET (x 100) of the cascade."""
     comet_upper: float = 80.02
     """COMET (x 100) of the specialised models."""
+    bleu_lower: float | None = None
+    """BLEU of the lower-bound system; the paper has none (it reports COMET), so it must be set for st_metric=bleu."""
+    bleu_upper: float | None = None
+    """BLEU of the upper-bound system; required for st_metric=bleu."""
     f1_lower: float = 54.76
     """SQA F1 of the cascade."""
     f1_upper: float = 77.10
     """SQA F1 of the specialised models."""
 
     def __post_init__(self) -> None:
+        if self.st_metric not in _ST_METRICS:
+            raise ValueError(f"st_metric must be one of {_ST_METRICS}, got {self.st_metric!r}")
+        if self.st_metric == "bleu" and (self.bleu_lower is None or self.bleu_upper is None):
+            raise ValueError("st_metric=bleu needs bleu_lower and bleu_upper (the paper gives no BLEU bounds; take "
+                             "them from evaluated systems, e.g. `python -m eval.report --bounds LOWER UPPER`)")
         for task, (lo, up) in self.bounds().items():
             if lo == up:
                 raise ValueError(f"{task}: lower and upper bound are both {lo}; the normalisation would divide by 0")
 
     def bounds(self) -> dict[str, tuple[float, float]]:
-        """Task -> (lower, upper); for WER the upper bound is the smaller number."""
-        return {"wer": (self.wer_lower, self.wer_upper), "comet": (self.comet_lower, self.comet_upper),
-                "f1": (self.f1_lower, self.f1_upper)}
+        """Task metric -> (lower, upper): ``wer``, ``comet`` or ``bleu`` (``st_metric``), ``f1``; for WER the upper
+        bound is the smaller number."""
+        st = (self.comet_lower, self.comet_upper) if self.st_metric == "comet" else (self.bleu_lower, self.bleu_upper)
+        return {"wer": (self.wer_lower, self.wer_upper), self.st_metric: st, "f1": (self.f1_lower, self.f1_upper)}
 
 
 def normalized_score(value: float, lower: float, upper: float) -> float:
@@ -371,19 +392,20 @@ def normalized_score(value: float, lower: float, upper: float) -> float:
     With the paper's bounds and its printed (rounded) task scores this gives 67.389 for contr-cos-all 10 % (paper
     67.388) and -57.392 for no-pretraining 10 % (paper -57.401), likely because the paper averaged unrounded scores.
     """
-    return 100.0 * (value - lower) / (upper - lower)
+    return 100.0 * (value - lower) / (upper - lower) + 0.0  # + 0.0: the lower bound of WER is 0, not "-0.000"
 
 
 def normalized_average(scores: Mapping[str, float | None],
                        cfg: NormalizedAverageConfig | None = None) -> dict[str, float]:
-    """The paper's normalized average over ASR (WER), ST (COMET) and SQA (F1), all in percent.
+    """The paper's normalized average over ASR (WER), ST (COMET, or BLEU per ``cfg.st_metric``) and SQA (F1).
 
     Args:
-        scores: ``{"wer": ..., "comet": ..., "f1": ...}`` in percent (COMET x 100); extra keys are ignored.
+        scores: ``{"wer": ..., "comet": ..., "f1": ...}`` in percent (COMET x 100; ``"bleu"`` instead of
+            ``"comet"`` when ``cfg.st_metric == "bleu"``); extra keys are ignored.
         cfg: bounds; the paper's by default.
 
     Returns:
-        ``{"normalized/wer": ..., "normalized/comet": ..., "normalized/f1": ..., "normalized_average": ...}``.
+        ``{"normalized/wer": ..., "normalized/<st_metric>": ..., "normalized/f1": ..., "normalized_average": ...}``.
 
     Raises:
         ValueError: if a task is missing or ``None`` (e.g. COMET skipped): an average over fewer tasks is not

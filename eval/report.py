@@ -6,6 +6,13 @@ the sacreBLEU signature of each run) and says so loudly when runs disagree, list
 the runs' notes (e.g. "COMET skipped"), so that a pasted table never hides how it was computed.
 
     python -m eval.report runs/a/eval runs/b/eval/results.json [--out report.md] [--plot report.png]
+    python -m eval.report runs/*/results --bounds runs/x/results-cascade-whisper runs/x/results-cascade-reference \
+        --st-metric bleu                      # normalized average between two evaluated systems, BLEU for COMET
+
+``--bounds LOWER UPPER`` replaces the paper's bounds of the normalized average (Eq. 3) by the scores of two evaluated
+systems, typically the Whisper -> LLM cascade (lower) and the gold-transcript cascade (upper), and recomputes
+``normalized/*`` and ``normalized_average`` of every run from its own WER, COMET (or BLEU) and F1 (`renormalize`).
+The footnote names both systems and their scores.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from eval.metrics import NormalizedAverageConfig, normalized_average
+
 __all__ = [
     "DETAIL_COLUMNS",
     "SUPPORTED_FORMATS",
@@ -35,6 +44,7 @@ __all__ = [
     "main",
     "markdown_table",
     "plot_comparison",
+    "renormalize",
     "report_markdown",
 ]
 
@@ -85,6 +95,7 @@ DETAIL_COLUMNS: tuple[Column, ...] = (
     Column("st/chrf", "chrF", 2, True),
     Column("normalized/wer", "norm. WER", 3, True),
     Column("normalized/comet", "norm. COMET", 3, True),
+    Column("normalized/bleu", "norm. BLEU", 3, True),
     Column("normalized/f1", "norm. F1", 3, True),
     Column("para/accuracy", "paraling. acc.", 2, True),
     Column("retrieval/r@1", "R@1", 2, True),
@@ -145,6 +156,75 @@ def _label(result: dict) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")  # a pipe in a run name would split the row
+
+
+# ------------------------------------------------------------------------------------- bounds from evaluated systems
+
+_BOUND_METRICS = {"wer": "asr/wer", "comet": "st/comet", "bleu": "st/bleu", "f1": "sqa/f1"}
+_STALE_NOTE = "normalized average"  # eval.run's notes on its own average (missing, or over BLEU) no longer apply
+
+
+def renormalize(results: Sequence[dict], lower: dict, upper: dict, st_metric: str = "comet") -> list[dict]:
+    """Every run's normalized average recomputed between two evaluated systems instead of the paper's bounds.
+
+    Args:
+        results: dicts as returned by :func:`load_results` (not modified).
+        lower: the lower-bound system's results (e.g. the Whisper -> LLM cascade): normalized scores of 0.
+        upper: the upper-bound system's results (e.g. the gold-transcript cascade): normalized scores of 100.
+        st_metric: ST metric of the average, ``"comet"`` (the paper's) or ``"bleu"``.
+
+    Returns:
+        Copies of ``results`` whose ``normalized/*`` and ``normalized_average`` come from their own ``asr/wer``,
+        ``st/<st_metric>`` and ``sqa/f1`` (``normalized_average`` None when one is missing), whose notes about
+        eval.run's own average are dropped, and whose ``normalization`` entry records the bounds for the footnote.
+
+    Raises:
+        ValueError: unknown ``st_metric``, a bound system without one of the three scores, or the same score in both
+            (the normalisation would divide by zero).
+    """
+    if st_metric not in ("comet", "bleu"):
+        raise ValueError(f"st_metric must be comet or bleu, got {st_metric!r}")
+    tasks = ("wer", st_metric, "f1")
+    bounds: dict[str, dict] = {}
+    for role, system in (("lower", lower), ("upper", upper)):
+        values = {t: _value(system, _BOUND_METRICS[t]) for t in tasks}
+        if missing := [_BOUND_METRICS[t] for t, v in values.items() if v is None]:
+            raise ValueError(f"{role} bound {_label(system)!r} has no {', '.join(missing)} score; a bound system "
+                             f"needs WER, {st_metric.upper()} and F1")
+        bounds[role] = {"name": _label(system), **values}
+    if equal := [t.upper() for t in tasks if bounds["lower"][t] == bounds["upper"][t]]:
+        raise ValueError(f"lower bound {bounds['lower']['name']!r} and upper bound {bounds['upper']['name']!r} have "
+                         f"the same {', '.join(equal)}; the normalisation would divide by zero")
+    cfg = NormalizedAverageConfig(
+        st_metric=st_metric, **{f"{t}_{role}": bounds[role][t] for t in tasks for role in ("lower", "upper")})
+    out = []
+    for r in results:
+        metrics = {k: v for k, v in (r.get("metrics") or {}).items()
+                   if not k.startswith("normalized/") and k != "normalized_average"}
+        scores = {t: _value(r, _BOUND_METRICS[t]) for t in tasks}
+        if all(v is not None for v in scores.values()):
+            metrics.update(normalized_average(scores, cfg))
+        else:
+            metrics["normalized_average"] = None
+        notes = [n for n in r.get("notes") or [] if not str(n).startswith(_STALE_NOTE)]
+        out.append({**r, "metrics": metrics, "notes": notes,
+                    "normalization": {"st_metric": st_metric, **bounds}})
+    return out
+
+
+def _bounds_footnote(results: Sequence[dict]) -> str:
+    norm = next((r["normalization"] for r in results if r.get("normalization")), None)
+    if norm is None:
+        return ""
+    st = norm["st_metric"]
+
+    def system(b: dict) -> str:
+        return f"`{_cell(b['name'])}` (WER {b['wer']:.2f}, {st.upper()} {b[st]:.2f}, F1 {b['f1']:.2f})"
+
+    text = (f"- norm. avg. between evaluated systems, not the paper's bounds: lower {system(norm['lower'])}, upper "
+            f"{system(norm['upper'])}")
+    return text + ("; BLEU replaces COMET in the average (not comparable with the paper's normalized averages)."
+                   if st == "bleu" else ".")
 
 
 # ----------------------------------------------------------------------------------------------------------- tables
@@ -241,9 +321,11 @@ def markdown_table(results: Sequence[dict], bold_best: bool = True) -> str:
         footnotes.append(_signature_footnote(results, "st/comet", "comet", "COMET model")[0])
     if clashes:
         out.append("**Not comparable:** " + " ".join(c[0].upper() + c[1:] for c in clashes))
+    footnotes.append(_bounds_footnote(results))
+    st = next((r["normalization"]["st_metric"] for r in results if r.get("normalization")), "comet")
     if lacking := [_label(r) for r in results if _value(r, "normalized_average") is None]:
-        footnotes.append(f"- norm. avg. missing for {', '.join(lacking)}: needs WER, COMET and F1; COMET needs a "
-                         "local checkpoint, see README.")
+        footnotes.append(f"- norm. avg. missing for {', '.join(lacking)}: needs WER, {st.upper()} and F1"
+                         + ("; COMET needs a local checkpoint, see README." if st == "comet" else "."))
     footnotes += ["- " + _provenance(r) for r in results]
     notes: dict[str, list[str]] = {}
     for r in results:
@@ -348,9 +430,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", nargs="+", type=Path, help="results.json files or directories holding one")
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     parser.add_argument("--plot", type=Path, help="write a bar chart of the Table-1 metrics here (PNG)")
+    parser.add_argument("--bounds", nargs=2, type=Path, metavar=("LOWER", "UPPER"),
+                        help="normalized average between these two systems' results (e.g. the Whisper -> LLM and "
+                             "the gold-transcript cascades) instead of the paper's bounds")
+    parser.add_argument("--st-metric", choices=("comet", "bleu"),
+                        help="ST metric of the normalized average with --bounds (default: comet, the paper's)")
     args = parser.parse_args(argv)
+    if args.st_metric and not args.bounds:
+        parser.error("--st-metric needs --bounds (the paper's bounds exist for COMET only)")
     try:
         results = [load_results(p) for p in args.results]
+        if args.bounds:
+            lower, upper = (load_results(p) for p in args.bounds)
+            results = renormalize(results, lower, upper, args.st_metric or "comet")
     except (OSError, ValueError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the exception text holds
         return 2

@@ -6,7 +6,7 @@ A row is one test example (see eval/run.py): ``{"key", "source", "task", "target
 "transcript", "meta", ...}`` where ``reference`` is what the task expects (transcript, translation, answer span) and
 ``transcript`` is the spoken text (COMET's source side). Metric keys are the ones `eval.report` lays out:
 ``asr/wer``, ``st/<lang>/bleu`` and their mean over targets ``st/bleu``, ``sqa/f1``, ``para/<attribute>/accuracy``
-and their mean ``para/accuracy``, ``normalized_average``, ...
+and their mean ``para/accuracy``, ``normalized/<wer|comet|bleu|f1>``, ``normalized_average``, ...
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class ScoringConfig:
     comet_gpus: int = 0
     """GPUs for COMET (0 = CPU)."""
     normalized: NormalizedAverageConfig = field(default_factory=NormalizedAverageConfig)
-    """Bounds of the normalized average (default: the paper's cascade and specialised models)."""
+    """Bounds of the normalized average (default: the paper's cascade and specialised models) and its ST metric
+    (``normalized.st_metric``: COMET, or BLEU with bounds of your own)."""
 
     def __post_init__(self):
         if self.asr_metric not in ("wer", "cer"):
@@ -135,10 +136,15 @@ def score_rows(rows: Sequence[dict], cfg: ScoringConfig) -> tuple[dict, dict, li
         metrics["para/accuracy"] = _mean([metrics[f"para/{a}/accuracy"] for a in attributes])
         metrics["para/n"] = sum(metrics[f"para/{a}/n"] for a in attributes)
 
-    scores = {"wer": metrics.get("asr/wer"), "comet": metrics.get("st/comet"), "f1": metrics.get("sqa/f1")}
+    st = cfg.normalized.st_metric  # "comet" (the paper's) or "bleu"
+    scores = {"wer": metrics.get("asr/wer"), st: metrics.get(f"st/{st}"), "f1": metrics.get("sqa/f1")}
     scores = {k: None if v is None or math.isnan(v) else v for k, v in scores.items()}  # NaN: nothing was scorable
     if all(v is not None for v in scores.values()):
         metrics.update(normalized_average(scores, cfg.normalized))
+        if st != "comet":  # the table must not pass this average off as the paper's
+            bounds = ", ".join(f"{k.upper()} {lo:g} -> {up:g}" for k, (lo, up) in cfg.normalized.bounds().items())
+            notes.append(f"normalized average over WER, {st.upper()} and F1: {st.upper()} replaces the paper's COMET "
+                         f"(bounds lower -> upper: {bounds})")
     else:
         metrics["normalized_average"] = None
         missing = [k.upper() for k, v in scores.items() if v is None]

@@ -207,6 +207,30 @@ def test_normalized_average_checks():
     assert normalized_average({"wer": 15.0, "comet": 73.92, "f1": 54.76}, custom)["normalized/wer"] == 50.0
 
 
+def test_normalized_average_with_bleu_instead_of_comet():
+    cfg = NormalizedAverageConfig(st_metric="bleu", wer_lower=40.0, wer_upper=0.0, bleu_lower=10.0, bleu_upper=30.0,
+                                  f1_lower=20.0, f1_upper=60.0)
+    assert cfg.bounds() == {"wer": (40.0, 0.0), "bleu": (10.0, 30.0), "f1": (20.0, 60.0)}
+    out = normalized_average({"wer": 30.0, "bleu": 25.0, "f1": 70.0, "comet": 1.0}, cfg)  # COMET is ignored
+    # WER 100 * (40 - 30) / 40 = 25; BLEU 100 * (25 - 10) / 20 = 75; F1 100 * (70 - 20) / 40 = 125
+    assert out == pytest.approx({"normalized/wer": 25.0, "normalized/bleu": 75.0, "normalized/f1": 125.0,
+                                 "normalized_average": 75.0})
+    with pytest.raises(ValueError, match=r"missing \['bleu'\]"):
+        normalized_average({"wer": 30.0, "comet": 78.0, "f1": 70.0}, cfg)
+    assert "comet" in NormalizedAverageConfig().bounds() and "bleu" not in NormalizedAverageConfig().bounds()
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"st_metric": "chrf"}, "st_metric"),
+    ({"st_metric": "bleu"}, "bleu_lower and bleu_upper"),
+    ({"st_metric": "bleu", "bleu_lower": 10.0}, "bleu_lower and bleu_upper"),
+    ({"st_metric": "bleu", "bleu_lower": 10.0, "bleu_upper": 10.0}, "bleu: .*divide"),
+])
+def test_bleu_bounds_are_checked(kw, match):
+    with pytest.raises(ValueError, match=match):
+        NormalizedAverageConfig(**kw)
+
+
 # -------------------------------------------------------------------------------------------------------------- COMET
 
 

@@ -1,5 +1,6 @@
 """Comparison report over results.json files: Table-1 columns and formatting, bold on the best cell per direction, the
-comparability warnings and footnotes, the per-target detail table, loading errors, the plot, and the CLI end to end.
+comparability warnings and footnotes, the per-target detail table, loading errors, the plot, the CLI end to end, and
+the normalized average between two evaluated systems (``--bounds``, BLEU for COMET).
 The realistic fixture is two rows of the paper's Table 1 (contr-cos-all 10 % and no-pretraining 10 %)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from eval.report import (
     main,
     markdown_table,
     plot_comparison,
+    renormalize,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -241,3 +243,91 @@ def test_cli_exit_2_on_missing_or_invalid_file(tmp_path, paper_rows, capsys):
     assert main([str(tmp_path / "bad.json")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert not (tmp_path / "report.md").exists()
+
+
+# ---------------------------------------------------------------------------------- --bounds: renormalize
+
+
+@pytest.fixture
+def bounded() -> dict:
+    """A Whisper -> LLM cascade (lower bound), the gold-transcript cascade (upper) and two runs, as eval.run writes
+    them without a COMET checkpoint (its note on the missing average included)."""
+    stale = "normalized average not computed: no COMET score"
+    return {
+        "lower": result("whisper-base -> LLM", {"asr/wer": 40.0, "st/bleu": 10.0, "st/comet": 70.0, "sqa/f1": 20.0},
+                        kind="cascade", sha=None),
+        "upper": result("gold transcript -> LLM", {"asr/wer": 0.0, "st/bleu": 30.0, "st/comet": 80.0,
+                                                   "sqa/f1": 60.0}, kind="cascade", sha=None),
+        "run": result("contr-cos", {"asr/wer": 30.0, "st/bleu": 25.0, "st/comet": None, "sqa/f1": 70.0,
+                                    "normalized/wer": 1.0, "normalized_average": None},
+                      notes=("COMET skipped: no local checkpoint configured (scoring.comet_checkpoint)", stale)),
+        "other": result("no pretrain", {"asr/wer": 20.0, "st/bleu": 12.0, "st/comet": 75.0, "sqa/f1": 40.0}),
+    }
+
+
+def test_renormalize_with_bleu_hand_computed(bounded):
+    original = copy.deepcopy(bounded)
+    runs = [bounded[k] for k in ("run", "other", "lower", "upper")]
+    out = renormalize(runs, bounded["lower"], bounded["upper"], "bleu")
+    assert bounded == original  # the inputs are not modified
+    m = out[0]["metrics"]
+    # WER 100 * (40 - 30) / (40 - 0) = 25; BLEU 100 * (25 - 10) / (30 - 10) = 75; F1 100 * (70 - 20) / (60 - 20) = 125
+    assert (m["normalized/wer"], m["normalized/bleu"], m["normalized/f1"]) == pytest.approx((25.0, 75.0, 125.0))
+    assert m["normalized_average"] == pytest.approx(75.0)
+    # no pretrain: WER 50, BLEU 10, F1 50
+    assert out[1]["metrics"]["normalized_average"] == pytest.approx((50.0 + 10.0 + 50.0) / 3)
+    assert [r["metrics"]["normalized_average"] for r in out[2:]] == pytest.approx([0.0, 100.0])
+    assert all("normalized/comet" not in r["metrics"] for r in out)
+    assert out[0]["notes"] == [original["run"]["notes"][0]]  # eval.run's note on its own average is stale
+    table = markdown_table(out)
+    assert column(table, "norm. avg. ↑") == ["75.000", "36.667", "0.000", "**100.000**"]
+    footnote = next(l for l in table.splitlines() if "between evaluated systems" in l)
+    assert ("lower `whisper-base -> LLM (cascade)` (WER 40.00, BLEU 10.00, F1 20.00), upper "
+            "`gold transcript -> LLM (cascade)` (WER 0.00, BLEU 30.00, F1 60.00)") in footnote
+    assert "BLEU replaces COMET" in footnote
+    assert "norm. avg. missing" not in table
+    assert column(detail_table(out), "norm. BLEU ↑")[0] == "75.000"
+    assert column(detail_table(out), "norm. WER ↑")[2] == "0.000"  # not "-0.000" (the upper bound's WER is 0)
+
+
+def test_renormalize_with_comet_needs_every_runs_comet(bounded):
+    out = renormalize([bounded["run"], bounded["other"]], bounded["lower"], bounded["upper"])
+    assert out[0]["metrics"]["normalized_average"] is None and "normalized/wer" not in out[0]["metrics"]
+    # no pretrain: WER 50, COMET 100 * (75 - 70) / 10 = 50, F1 50
+    assert out[1]["metrics"]["normalized/comet"] == pytest.approx(50.0)
+    assert out[1]["metrics"]["normalized_average"] == pytest.approx(50.0)
+    table = markdown_table(out)
+    assert "(WER 40.00, COMET 70.00, F1 20.00)" in table and "BLEU replaces" not in table
+    assert "norm. avg. missing for contr-cos: needs WER, COMET and F1; COMET needs a local checkpoint" in table
+
+
+def test_renormalize_errors(bounded):
+    lower, upper = bounded["lower"], bounded["upper"]
+    no_bleu = copy.deepcopy(upper)
+    del no_bleu["metrics"]["st/bleu"]
+    with pytest.raises(ValueError, match=r"upper bound 'gold transcript -> LLM \(cascade\)' has no st/bleu"):
+        renormalize([bounded["run"]], lower, no_bleu, "bleu")
+    same = copy.deepcopy(upper)
+    same["metrics"]["sqa/f1"] = 20.0
+    with pytest.raises(ValueError, match="same F1.*divide by zero"):
+        renormalize([bounded["run"]], lower, same, "bleu")
+    with pytest.raises(ValueError, match="st_metric"):
+        renormalize([bounded["run"]], lower, upper, "chrf")
+
+
+def test_cli_bounds(tmp_path, bounded, capsys):
+    paths = {k: write(tmp_path / k, v) for k, v in bounded.items()}
+    assert main([str(paths["run"]), str(paths["other"]), "--bounds", str(paths["lower"]), str(paths["upper"]),
+                 "--st-metric", "bleu"]) == 0
+    printed = capsys.readouterr().out
+    assert column(printed.split("\n\n", 1)[1], "norm. avg. ↑") == ["**75.000**", "36.667"]  # after "## Table 1"
+    assert "BLEU replaces COMET" in printed and "`whisper-base -> LLM (cascade)` (WER 40.00" in printed
+    bad = copy.deepcopy(bounded["upper"])
+    bad["metrics"]["asr/wer"] = 40.0
+    write(tmp_path / "bad", bad)
+    assert main([str(paths["run"]), "--bounds", str(paths["lower"]), str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "same WER" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(paths["run"]), "--st-metric", "bleu"])
+    assert exit_info.value.code == 2 and "--st-metric needs --bounds" in capsys.readouterr().err

@@ -185,6 +185,27 @@ def test_normalized_average_reproduces_the_paper_with_comet(monkeypatch):
     assert metrics["normalized/wer"] == pytest.approx(69.4)
 
 
+def test_normalized_average_over_bleu_when_configured():
+    # _paper_rows: WER 13.06, F1 73.9, and one ST row "Wie lange dauert die Reise ?" for "... Fahrt ?" (13a splits
+    # off the "?"): n-gram precisions 5/6, 3/5, 2/4, 1/3, same length, so BLEU = 100 * (1/12)^(1/4) = 53.73
+    rows = _paper_rows()
+    bleu = 100 * (1 / 12) ** 0.25
+    cfg = NormalizedAverageConfig(st_metric="bleu", wer_lower=20.0, wer_upper=0.0, bleu_lower=0.0, bleu_upper=2 * bleu,
+                                  f1_lower=50.0, f1_upper=100.0)
+    metrics, _, notes = score_rows(rows, ScoringConfig(normalized=cfg))
+    assert metrics["st/bleu"] == pytest.approx(bleu) and metrics["st/comet"] is None
+    # WER 100 * (20 - 13.06) / 20 = 34.7; BLEU 50; F1 100 * (73.9 - 50) / 50 = 47.8
+    assert metrics["normalized/wer"] == pytest.approx(34.7) and metrics["normalized/bleu"] == pytest.approx(50.0)
+    assert metrics["normalized/f1"] == pytest.approx(47.8) and "normalized/comet" not in metrics
+    assert metrics["normalized_average"] == pytest.approx((34.7 + 50.0 + 47.8) / 3)
+    assert any("BLEU replaces the paper's COMET" in n and "WER 20 -> 0" in n for n in notes)
+    assert not any("not computed" in n for n in notes)
+    no_st = [r for r in rows if r["task"] != "st"]
+    metrics, _, notes = score_rows(no_st, ScoringConfig(normalized=cfg))
+    assert metrics["normalized_average"] is None
+    assert "normalized average not computed: no BLEU score" in notes
+
+
 def test_normalized_average_is_none_when_no_asr_pair_could_be_scored(monkeypatch):
     monkeypatch.setattr(eval.score, "comet_score", lambda *args, **kw: 78.285)
     rows = [r for r in _paper_rows() if r["task"] != "asr"] + [_row("asr", "something", "[noise]")]
