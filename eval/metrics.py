@@ -335,7 +335,7 @@ def accuracy(predictions: Sequence[str], labels: Sequence[str]) -> float:
 # ------------------------------------------------------------------------------------------------ normalized average
 
 
-_ST_METRICS = ("comet", "bleu")
+ST_METRICS = ("comet", "bleu")
 
 
 @dataclass
@@ -368,8 +368,8 @@ class NormalizedAverageConfig:
     """SQA F1 of the specialised models."""
 
     def __post_init__(self) -> None:
-        if self.st_metric not in _ST_METRICS:
-            raise ValueError(f"st_metric must be one of {_ST_METRICS}, got {self.st_metric!r}")
+        if self.st_metric not in ST_METRICS:
+            raise ValueError(f"st_metric must be one of {ST_METRICS}, got {self.st_metric!r}")
         if self.st_metric == "bleu" and (self.bleu_lower is None or self.bleu_upper is None):
             raise ValueError("st_metric=bleu needs bleu_lower and bleu_upper (the paper gives no BLEU bounds; take "
                              "them from evaluated systems, e.g. `python -m eval.report --bounds LOWER UPPER`)")

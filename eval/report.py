@@ -32,7 +32,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from eval.metrics import NormalizedAverageConfig, normalized_average
+from eval.metrics import ST_METRICS, NormalizedAverageConfig, normalized_average
 
 __all__ = [
     "DETAIL_COLUMNS",
@@ -182,7 +182,7 @@ def renormalize(results: Sequence[dict], lower: dict, upper: dict, st_metric: st
         ValueError: unknown ``st_metric``, a bound system without one of the three scores, or the same score in both
             (the normalisation would divide by zero).
     """
-    if st_metric not in ("comet", "bleu"):
+    if st_metric not in ST_METRICS:
         raise ValueError(f"st_metric must be comet or bleu, got {st_metric!r}")
     tasks = ("wer", st_metric, "f1")
     bounds: dict[str, dict] = {}
@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bounds", nargs=2, type=Path, metavar=("LOWER", "UPPER"),
                         help="normalized average between these two systems' results (e.g. the Whisper -> LLM and "
                              "the gold-transcript cascades) instead of the paper's bounds")
-    parser.add_argument("--st-metric", choices=("comet", "bleu"),
+    parser.add_argument("--st-metric", choices=ST_METRICS,
                         help="ST metric of the normalized average with --bounds (default: comet, the paper's)")
     args = parser.parse_args(argv)
     if args.st_metric and not args.bounds:
