@@ -1,7 +1,12 @@
 """Build WebDataset shard sets.
 
+    python -m data.prepare <corpus> --root DIR --out DIR [--workers N] [--utts-per-shard N] [corpus options]
     python -m data.prepare manifest --manifest M.jsonl --out DIR [--max-shard-size 500MB] [--max-shard-samples N]
     python -m data.prepare index DIR        # sample tables + index.json for tars made by other tools
+
+`<corpus>` is one of the importers in data/corpora/ (librispeech, mustc, gigaspeech, ...; `--help` lists them): it
+reads the corpus in its published layout and writes shards in parallel, resumably, with a report of what was
+dropped and why (data/corpora/writer.py). Under a Slurm job array each task writes its share of the parts.
 
 Manifest lines are JSON objects with at least `audio` (path, relative to the manifest's directory or absolute)
 and `text`; `id` names the sample (default: the audio file's stem). Every other field (lang, duration, task
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import re
 import shutil
@@ -27,6 +33,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from data.audio import BadSample, decode_audio, to_flac
+from data.corpora import registry
+from data.corpora.writer import write_corpus
 from data.shards import INDEX_NAME, ShardWriter, index_shard_set
 
 log = logging.getLogger("data.prepare")
@@ -176,10 +184,18 @@ def main(argv=None) -> int:
     ix = sub.add_parser("index", help="write sample tables + index.json for existing tars")
     ix.add_argument("dir", type=Path)
     ix.add_argument("--pattern", default="*.tar")
+    corpora = registry()
+    for corpus in corpora.values():
+        _add_corpus_parser(sub, corpus)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        if args.command == "manifest":
+        if args.command in corpora:
+            write_corpus(corpora[args.command], args, args.out, utts_per_shard=args.utts_per_shard,
+                         workers=args.workers, seed=args.seed, task_index=args.task_index, num_tasks=args.num_tasks,
+                         max_duration=args.max_duration, max_bad_fraction=args.max_bad_fraction,
+                         overwrite=args.overwrite)
+        elif args.command == "manifest":
             build_from_manifest(args.manifest, args.out, args.max_shard_size, args.max_shard_samples,
                                 None if args.no_shuffle else args.shuffle_seed, args.max_bad_fraction,
                                 args.workers, args.overwrite)
@@ -191,6 +207,33 @@ def main(argv=None) -> int:
         log.error("%s", exc)
         return 2
     return 0
+
+
+def _array_position() -> tuple[int, int]:
+    """(task index, task count) of this Slurm array task, (0, 1) outside an array."""
+    if "SLURM_ARRAY_TASK_ID" not in os.environ:
+        return 0, 1
+    first = int(os.environ.get("SLURM_ARRAY_TASK_MIN", 0))
+    return int(os.environ["SLURM_ARRAY_TASK_ID"]) - first, int(os.environ.get("SLURM_ARRAY_TASK_COUNT", 1))
+
+
+def _add_corpus_parser(sub, corpus) -> None:
+    task_index, num_tasks = _array_position()
+    p = sub.add_parser(corpus.name, help=corpus.help, description=corpus.help)
+    p.add_argument("--root", type=Path, required=True, help="the corpus as downloaded and unpacked")
+    p.add_argument("--out", type=Path, required=True, help="shard set directory")
+    p.add_argument("--utts-per-shard", type=int, default=2000, help="utterances per shard (one part each)")
+    p.add_argument("--workers", type=int, default=int(os.environ.get("SLURM_CPUS_PER_TASK", min(8, os.cpu_count()))),
+                   help="processes writing parts in parallel")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffle that mixes speakers across shards")
+    p.add_argument("--task-index", type=int, default=task_index, help="this task's index (Slurm array: automatic)")
+    p.add_argument("--num-tasks", type=int, default=num_tasks, help="tasks sharing the parts (Slurm array: automatic)")
+    p.add_argument("--max-duration", type=float, default=0.0, help="drop longer utterances (seconds; 0: keep all)")
+    p.add_argument("--max-bad-fraction", type=float, default=0.05,
+                   help="fail (no index.json) when more unreadable items than this")
+    p.add_argument("--overwrite", action="store_true", help="delete --out first (single task only)")
+    corpus.add_arguments(p)
+    p.set_defaults(**corpus.defaults)
 
 
 if __name__ == "__main__":

@@ -155,8 +155,10 @@ class ShardWriter:
     half-written shard that looks valid. Tar headers are fixed (mtime 0, uid 0) so equal input gives equal bytes.
     """
 
-    def __init__(self, out_dir: str | Path, max_bytes: int = 500 * 10**6, max_samples: int = 0, prefix: str = "shard"):
+    def __init__(self, out_dir: str | Path, max_bytes: int = 500 * 10**6, max_samples: int = 0, prefix: str = "shard",
+                 first_number: int = 0):
         self.out_dir = Path(out_dir)
+        self.first_number = first_number  # parallel writers of one set number their shards apart
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.max_samples = max_samples
@@ -168,7 +170,7 @@ class ShardWriter:
         self._seconds = 0.0
 
     def _open(self) -> None:
-        name = f"{self.prefix}-{len(self.shards):06d}.tar"
+        name = f"{self.prefix}-{self.first_number + len(self.shards):06d}.tar"
         self._tmp = self.out_dir / (name + ".partial")
         self._tar = tarfile.open(self._tmp, "w", format=tarfile.PAX_FORMAT)
         self._count, self._seconds = 0, 0.0
@@ -204,11 +206,15 @@ class ShardWriter:
         self.shards.append(_shard_entry(table))
         self._tar = None
 
-    def close(self, extra: dict | None = None) -> dict:
-        """Finish the last shard and write index.json (atomically); returns the index."""
+    def finish(self) -> list[dict]:
+        """Finish the last shard; returns the index entries of every shard written (no index.json)."""
         if self._tar is not None:
             self._close_shard()
-        return write_index(self.out_dir, self.shards, extra)
+        return self.shards
+
+    def close(self, extra: dict | None = None) -> dict:
+        """Finish the last shard and write index.json (atomically); returns the index."""
+        return write_index(self.out_dir, self.finish(), extra)
 
 
 def _shard_entry(table: SampleTable) -> dict:
