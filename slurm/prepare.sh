@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Manifests -> WebDataset shard sets (python -m data.prepare manifest), one job-array task per line of a list.
+# Corpora and manifests -> WebDataset shard sets (python -m data.prepare), as a Slurm job array or locally.
 #
+#   sbatch --array=0-31 slurm/prepare.sh gigaspeech --root /data/GigaSpeech --out shards/gigaspeech-m --subset M
+#   bash slurm/prepare.sh librispeech --root /data/LibriSpeech --out shards/ls   # no Slurm: a local process pool
 #   sbatch --array=0-$(( $(grep -cv '^\s*\(#\|$\)' parts.txt) - 1 )) slurm/prepare.sh parts.txt
 #   bash slurm/prepare.sh parts.txt                       # no Slurm: every line in turn
+#
+# With a corpus name (see `python -m data.prepare --help`) the array tasks share one corpus: task i writes every
+# N-th shard, finished shards are kept when a task is requeued, and the last task to finish writes index.json and
+# report.json (data/corpora/writer.py). Each task uses --cpus-per-task worker processes.
 #
 # parts.txt: one "MANIFEST OUT_DIR" pair per line (blank lines and # comments are skipped); array task i builds
 # line i. A shard set whose index.json exists is finished and skipped (OVERWRITE=1 rebuilds it), so a requeued or
@@ -24,9 +30,14 @@ REPO=${SLURM_SUBMIT_DIR:-$(cd "$(dirname "$SPEECHLLM_SCRIPT")/.." && pwd)}
 cd "$REPO"
 # shellcheck source=slurm/lib.sh
 source "$REPO/slurm/lib.sh" 2>/dev/null || { echo "prepare.sh: $REPO/slurm/lib.sh missing: sbatch from the repository root" >&2; exit 2; }
-if [[ $# -ne 1 || $1 == -h || $1 == --help ]]; then
-  sed -n '2,11p' "$SPEECHLLM_SCRIPT" | sed 's/^# \{0,1\}//'
-  exit $([[ $# -ne 1 ]] && echo 2 || echo 0)
+if [[ $# -eq 0 || $1 == -h || $1 == --help ]]; then
+  sed -n '2,16p' "$SPEECHLLM_SCRIPT" | sed 's/^# \{0,1\}//'
+  exit $([[ $# -eq 0 ]] && echo 2 || echo 0)
+fi
+if [[ $# -gt 1 || ! -f $1 ]]; then
+  speechllm_env
+  echo "prepare.sh: data.prepare $* (array task ${SLURM_ARRAY_TASK_ID:-none} of ${SLURM_ARRAY_TASK_COUNT:-1})"
+  exec "$PYTHON" -m data.prepare "$@"
 fi
 LIST=$1
 [[ -f $LIST ]] || { echo "prepare.sh: list $LIST not found" >&2; exit 2; }

@@ -141,14 +141,16 @@ def load_item_audio(ref: AudioRef) -> tuple[bytes, float]:
     if ref.path is not None:
         return _whole_file(Path(ref.path))
     if ref.segments:
-        pieces, rates, subtype = [], set(), "PCM_16"
+        pieces, rates, subtypes = [], set(), set()
         for seg in ref.segments:
             samples, rate, subtype = _read_span(seg)
             pieces.append(samples)
             rates.add(rate)
+            subtypes.add(subtype)
         if len(rates) > 1:
             raise BadSample("mixed_sample_rates", f"segments at {sorted(rates)} Hz cannot be concatenated")
-        return _encode(np.concatenate(pieces), rates.pop(), subtype, lossy=_is_lossy(ref.segments[0].path))
+        deepest = next((s for s in ("PCM_S8", "PCM_16") if subtypes == {s}), "PCM_24")  # mixed depths: the deepest
+        return _encode(np.concatenate(pieces), rates.pop(), deepest, lossy=_is_lossy(ref.segments[0].path))
     if ref.table is not None:
         return _encoded_bytes(_table_cell(*ref.table), ref.describe())
     if ref.command is not None:
