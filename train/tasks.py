@@ -79,6 +79,11 @@ class TaskConfig:
     """Label attributes to train on (empty: every attribute a sample has)."""
     para_test_attributes: list[str] = field(default_factory=list)
     """Label attributes to evaluate (one test example per attribute a sample has; empty: none)."""
+    st_asr_share: float = 0.0
+    """Share of ST training samples trained as ASR of their source transcript instead: one corpus (MuST-C) then
+    serves both tasks, as in the paper's finetuning."""
+    st_test_asr: bool = False
+    """Also ask ST test samples for their transcript (ASR scored on the same audio, e.g. MuST-C tst-COMMON)."""
 
     def __post_init__(self):
         for name in ("st_targets", "st_test_targets"):
@@ -88,8 +93,9 @@ class TaskConfig:
                                  f"{getattr(self, name)}")
         if not 0 <= self.target_language_prompts <= 1:
             raise ValueError(f"target_language_prompts must be in [0, 1], got {self.target_language_prompts}")
-        if not 0 <= self.paralinguistic <= 1:
-            raise ValueError(f"paralinguistic must be in [0, 1], got {self.paralinguistic}")
+        for name in ("paralinguistic", "st_asr_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,9 @@ def training_example(meta: dict, transcript: str, key: str, epoch: int, cfg: Tas
         _require(meta, key, ("question", "answer"))
         prompt = rng.choice(TRAIN_PROMPTS["sqa"]).format(question=meta["question"])
         return TaskExample("sqa", prompt, meta["answer"])
+    # Own stream, like the paralinguistic draw: with st_asr_share 0 every other choice is as before.
+    if cfg.st_asr_share and transcript and _rng(cfg.seed, epoch, f"asr:{key}").random() < cfg.st_asr_share:
+        return TaskExample("asr", rng.choice(TRAIN_PROMPTS["asr"]), transcript)
     _require(meta, key, ("translations",))
     targets = [t for t in cfg.st_targets if meta["translations"].get(t)]
     if not targets:
@@ -190,6 +199,7 @@ def eval_examples(meta: dict, transcript: str, key: str, cfg: TaskConfig) -> lis
         _require(meta, key, ("question", "answer"))
         return [TaskExample("sqa", TEST_PROMPTS["sqa"].format(question=meta["question"]), meta["answer"])] + para
     _require(meta, key, ("translations",))
-    return [TaskExample("st", TEST_PROMPTS["st"].format(source=_source_name(meta), target=LANGUAGE_NAMES[t]),
-                        meta["translations"][t], t)
-            for t in cfg.st_test_targets if meta["translations"].get(t)] + para
+    asr = [TaskExample("asr", TEST_PROMPTS["asr"], transcript)] if cfg.st_test_asr and transcript else []
+    return asr + [TaskExample("st", TEST_PROMPTS["st"].format(source=_source_name(meta), target=LANGUAGE_NAMES[t]),
+                              meta["translations"][t], t)
+                  for t in cfg.st_test_targets if meta["translations"].get(t)] + para

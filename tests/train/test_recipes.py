@@ -27,7 +27,7 @@ def test_recipe_loads(path):
     assert cfg.run_dir.endswith(path.stem) and cfg.data.sources
 
 
-@pytest.mark.parametrize("name", PAPER + ["asr-pretrain"])
+@pytest.mark.parametrize("name", PAPER + ["asr-pretrain", "contr-cos-all-1400h"])
 def test_paper_recipes_follow_the_paper(name):
     cfg = load_config(PretrainConfig, CONFIGS / f"{name}.yaml")
     assert (cfg.data.batch_size, cfg.engine.grad_accum, cfg.train.epochs) == (10, 2, 5)
@@ -38,6 +38,9 @@ def test_paper_recipes_follow_the_paper(name):
     if name == "asr-pretrain":
         assert cfg.loss.objective == "asr"
         return
+    if name.endswith("1400h"):  # MuST-C en + GigaSpeech M, mixed by hours
+        assert [s.path for s in cfg.data.sources] == ["shards/mustc-en-train", "shards/gigaspeech-m"]
+        assert cfg.data.mix_by == "hours"
     kind, layers = name.split("-")[1:3]
     assert cfg.loss.objective == kind + ("+asr" if name.endswith("-asr") else "")
     assert cfg.llm.layers == layers and cfg.loss.temperature == 0.1 and cfg.loss.direction == "t2s"
@@ -54,7 +57,21 @@ def test_finetune_recipe_loads(path):
     from train.finetune import FinetuneConfig
 
     cfg = load_config(FinetuneConfig, path)
-    assert cfg.data.sources and cfg.run_dir.startswith(("demo_out/runs/", "repro_out/runs/"))
+    assert cfg.data.sources and cfg.run_dir.startswith(("demo_out/runs/", "repro_out/runs/", "runs/"))
+
+
+def test_the_papers_finetuning_and_test_recipes():
+    from eval.run import EvalConfig
+    from train.finetune import FinetuneConfig
+
+    cfg = load_config(FinetuneConfig, CONFIGS / "finetune-paper.yaml")
+    assert [s.path for s in cfg.data.sources] == ["shards/mustc-train", "shards/spoken-squad-train"]
+    assert (cfg.data.subset_fraction, cfg.data.batch_size, cfg.engine.grad_accum, cfg.train.epochs) == (0.1, 10, 2, 2)
+    assert (cfg.optim.lr, cfg.data.max_duration, cfg.tasks.st_asr_share) == (1e-4, 150.0, 0.5)
+    assert cfg.projector.kind == "qformer" and "Llama-3.1-8B" in cfg.llm.name_or_path
+    test = load_config(EvalConfig, CONFIGS / "eval-paper.yaml")
+    assert test.tasks.st_test_asr and test.tasks.st_test_targets == ["de"]
+    assert [s.path for s in test.test] == ["shards/mustc-tst-common", "shards/spoken-squad-test"]
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("eval-*.yaml")), ids=lambda p: p.stem)

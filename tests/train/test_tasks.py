@@ -56,6 +56,23 @@ def test_st_targets_restrict_the_draws():
     assert {e.target for e in examples} == {"it"} and all("Italian" in e.prompt for e in examples)
 
 
+def test_st_samples_can_also_train_and_test_asr_without_changing_other_draws():
+    plain, mixed = TaskConfig(), TaskConfig(st_asr_share=0.4, st_test_asr=True)
+    examples = [training_example(ST, ST["text"], f"k{i}", 0, mixed) for i in range(200)]
+    asr = [e for e in examples if e.task == "asr"]
+    assert 0.3 < len(asr) / len(examples) < 0.5 and all(e.answer == ST["text"] for e in asr)
+    for i, e in enumerate(examples):  # the ST draws that remain are exactly those without st_asr_share
+        if e.task == "st":
+            assert e == training_example(ST, ST["text"], f"k{i}", 0, plain)
+    assert training_example(ST, "", "k0", 0, TaskConfig(st_asr_share=1.0)).task == "st"  # no transcript, no ASR
+    tests = eval_examples(ST, ST["text"], "k", mixed)
+    assert [(e.task, e.prompt, e.answer) for e in tests[:1]] == [("asr", "Can you transcribe this audio?", ST["text"])]
+    assert [e.task for e in tests] == ["asr", "st"] and [e.task for e in eval_examples(ST, ST["text"], "k", plain)] == [
+        "st"]
+    with pytest.raises(ValueError, match="st_asr_share"):
+        TaskConfig(st_asr_share=1.5)
+
+
 def test_broken_samples_name_the_key():
     cfg = TaskConfig()
     with pytest.raises(ValueError, match="'bad'.*question"):
