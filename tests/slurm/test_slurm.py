@@ -194,6 +194,35 @@ def test_prepare_array_builds_one_shard_set_per_task_and_skips_finished_ones(clu
     assert again.returncode == 0 and again.stdout.count("is complete (index.json), skipped") == 2, again.stdout
 
 
+def test_prepare_array_tasks_share_one_corpus_and_the_last_writes_the_index(cluster, tmp_path):
+    """`sbatch --array=0-2 slurm/prepare.sh kaldi ...`: three tasks write every third shard of one corpus."""
+    import numpy as np
+    import soundfile as sf
+
+    data = tmp_path / "kaldi"
+    data.mkdir()
+    scp, text = [], []
+    for i in range(9):
+        sf.write(data / f"r{i}.wav", np.full(8000, 0.1, np.float32), 16_000, subtype="PCM_16")
+        scp.append(f"r{i} {data / f'r{i}.wav'}")
+        text.append(f"r{i} utterance number {i}")
+    (data / "wav.scp").write_text("\n".join(scp) + "\n")
+    (data / "text").write_text("\n".join(text) + "\n")
+    out = tmp_path / "shards"
+    env = {**os.environ, "PYTHON": sys.executable}
+    proc = subprocess.run(["sbatch", "--wait", "--array=0-2", "--cpus-per-task=1", f"--output={tmp_path}/%A_%a.out",
+                           "slurm/prepare.sh", "kaldi", "--root", str(data), "--out", str(out),
+                           "--utts-per-shard", "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    logs = {p.name: p.read_text() for p in sorted(tmp_path.glob("*.out"))}
+    assert proc.returncode == 0, "".join(logs.values())[-4000:] + proc.stderr
+    index = json.loads((out / "index.json").read_text())
+    assert index["samples"] == 9 and len(index["shards"]) == 5
+    tasks = sorted(int(m) for log in logs.values() for m in re.findall(r"task (\d)/3 writes", log))
+    assert tasks == [0, 1, 2], logs  # each array task planned the same 5 parts and wrote its own share
+    report = json.loads((out / "report.json").read_text())
+    assert report["samples"] == 9 and report["dropped"] == {}
+
+
 def test_finetune_then_eval_scripts_on_two_nodes(straight, tone_world):  # noqa: F811
     """slurm/finetune.sh from the pretrained projector, then slurm/eval.sh generating over both nodes' ranks."""
     run_dir = tone_world["root"] / "slurm-finetune"
