@@ -122,11 +122,16 @@ def safe_key(raw: str) -> str:
 
 
 def read_text_lines(path: Path) -> list[str]:
-    """Lines of a UTF-8 text file (BOM tolerated), a clear error naming the file when it is not UTF-8."""
+    """Lines of a UTF-8 text file (BOM tolerated), a clear error naming the file when it is not UTF-8.
+
+    Split at newlines only (\\r\\n and \\r are translated on reading): str.splitlines would also break at U+2028,
+    U+0085 or form feeds inside a transcript and shift every later line against metadata kept line by line.
+    """
     try:
-        return Path(path).read_text(encoding="utf-8-sig").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").split("\n")
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path} is not UTF-8 ({exc}); convert it with iconv before importing") from None
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def require_dir(path: Path, what: str) -> Path:
