@@ -53,6 +53,11 @@ PARA_QUESTIONS = {
     "emotion": "What emotion does the speaker express?",
     "age": "How old does the speaker sound?",
     "accent": "What accent does the speaker have?",
+    # mls-eng-speaker-descriptions (data.prepare mls-speaker-descriptions): graded labels such as "quite fast",
+    # "very clear", "slightly noisy", so the questions do not offer choices.
+    "speech_monotony": "How monotone or expressive does the speaker sound?",
+    "sdr_noise": "How noisy is the recording?",
+    "pesq_speech_quality": "How good is the speech quality of the recording?",
 }
 # ST prompts written in the target language (paper: fr/it/es/de variants of the test prompt).
 TRAIN_PROMPTS_IN_TARGET = {

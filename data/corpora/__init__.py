@@ -17,13 +17,7 @@ def registry() -> dict[str, Corpus]:
     """Every importer by its command name, in the order of IMPORTER_MODULES."""
     corpora: dict[str, Corpus] = {}
     for module in IMPORTER_MODULES:
-        try:
-            mod = importlib.import_module(f"data.corpora.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"data.corpora.{module}":
-                raise
-            continue  # not written yet
-        for corpus in mod.CORPORA:
+        for corpus in importlib.import_module(f"data.corpora.{module}").CORPORA:
             if corpus.name in corpora or corpus.name in ("manifest", "index"):
                 raise ValueError(f"two importers are called {corpus.name!r}")
             corpora[corpus.name] = corpus

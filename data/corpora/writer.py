@@ -2,7 +2,9 @@
 
 Every task scans the corpus metadata itself (cheap, deterministic), drops duplicate keys, shuffles the items with
 a fixed seed (so each shard mixes speakers and lengths) and cuts them into parts of ``utts_per_shard`` items. Part
-``i`` becomes ``shard-{i:06d}.tar`` and is owned by task ``i % num_tasks``; the tasks need no communication. A part
+``i`` becomes ``shard-{i:06d}.tar`` and is owned by task ``i % num_tasks``; the tasks need no communication. Within
+a part, items are read and stored in source order (file, offset / row), so a long talk or a parquet row group is
+read once per part rather than once per item; the loader's shuffle buffer mixes them again. A part
 is finished when its marker ``parts/part-{i:06d}.json`` (its shard entry and drop counts) exists and its tar has
 the recorded size; finished parts are never rewritten, so a killed or requeued job only redoes what is missing.
 Whichever task finds every part finished writes ``index.json`` and ``report.json``: utterances, hours per split,
@@ -112,7 +114,7 @@ def write_part(out: Path, number: int, items: list[Item], max_duration: float = 
     drops: dict[str, list[list[str]]] = defaultdict(list)
     by_split: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
     fields: set[str] = set()
-    for item in items:
+    for item in sorted(items, key=_source_order):
         try:
             audio, duration = load_item_audio(item.audio)
             if max_duration and duration > max_duration:
@@ -170,6 +172,17 @@ def finalize(out: Path, corpus: Corpus, args: argparse.Namespace, n_parts: int, 
     fields = sorted({f for m in markers for f in m["fields"]})
     return write_index(out, shards, {"created_by": f"data.prepare {corpus.name}", "corpus": corpus.name,
                                      "skipped": report["dropped"], "fields": fields, "report": REPORT_NAME})
+
+
+def _source_order(item: Item) -> tuple[str, float]:
+    """Where an item's audio sits: a part reads its items in this order, so segments of one talk or rows of one
+    parquet row group are read together (the plan's shuffle already decided which part each item is in)."""
+    ref = item.audio
+    if ref.segments:
+        return str(ref.segments[0].path), ref.segments[0].start
+    if ref.table is not None:
+        return ref.table[0], float(ref.table[1])
+    return str(ref.path or ref.command or ""), 0.0
 
 
 def _finish(bar: tqdm, marker: dict) -> float:
