@@ -168,7 +168,8 @@ def _too_bad_message(bad: Counter, total: int, limit: float, manifest: Path) -> 
             f"or raise the threshold")
 
 
-def main(argv=None) -> int:
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    """The command line: manifest, index, and one subcommand per registered corpus importer."""
     parser = argparse.ArgumentParser(prog="python -m data.prepare", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     m = sub.add_parser("manifest", help="JSONL manifest -> shards")
@@ -187,6 +188,11 @@ def main(argv=None) -> int:
     corpora = registry()
     for corpus in corpora.values():
         _add_corpus_parser(sub, corpus)
+    return parser, corpora
+
+
+def main(argv=None) -> int:
+    parser, corpora = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:

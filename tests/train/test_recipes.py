@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,31 @@ def test_eval_config_loads(path):
 
     cfg = load_config(EvalConfig, path)
     assert cfg.test and cfg.checkpoint is None and cfg.cascade is None
+
+
+def _prepare_commands(text: str) -> list[list[str]]:
+    """The `python -m data.prepare ...` / `slurm/prepare.sh ...` commands in a recipe's header comments."""
+    comments = "\n".join(line.lstrip("# ").rstrip() for line in text.splitlines() if line.startswith("#"))
+    joined = comments.replace("\\\n", " ")
+    commands = []
+    for line in joined.splitlines():
+        for marker in ("python -m data.prepare ", "slurm/prepare.sh "):
+            if marker in line:
+                commands.append(shlex.split(line.split(marker, 1)[1].split("  (")[0]))
+    return commands
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_shard_commands_in_recipe_headers_parse_and_make_the_recipes_sources(path):
+    """Recipe headers say how to build their shard sets; each command must be valid for data.prepare, and every
+    shards/ path a real-corpus recipe reads must be made by one of them."""
+    from data.prepare import build_parser
+
+    parser, _ = build_parser()
+    text = path.read_text()
+    outs = set()
+    for command in _prepare_commands(text):
+        args = parser.parse_args(command)
+        outs.add(str(args.out))
+    used = set(re.findall(r"path: (shards/[\w.-]+)", text))
+    assert used <= outs, f"{path.name}: no data.prepare command in its header makes {sorted(used - outs)}"
