@@ -151,3 +151,20 @@ def test_engine_config_validation(kw, match):
 
 def test_zero_stage_defaults_to_zero():
     assert zero_stage({}) == 0 and zero_stage({"zero_optimization": {"stage": "3"}}) == 3
+
+
+@pytest.mark.parametrize("name", ["zero2", "zero3"])
+def test_checkpoints_leave_out_tied_frozen_weights(tmp_path, name):
+    """A frozen embedding tied to the output layer (Gemma 3) is not saved under its second name."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = Path(__file__).with_name("tied_probe.py")
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(probe), str(tmp_path), name], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    keys = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert keys == ["adapter.bias", "adapter.weight"]
