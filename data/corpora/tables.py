@@ -61,8 +61,9 @@ import pyarrow.parquet as pq
 from data.audio import BadSample
 from data.corpora.common import AudioRef, Corpus, Drop, Item, require_dir, safe_key
 
-# Workers read one item at a time, in the writer's shuffled order: the last row groups read (HF writes ~100 audio rows
-# each) stay cached up to a byte budget and arrow files stay memory-mapped, and no worker ever holds a whole corpus.
+# Workers read one item at a time, each part in (file, row) order (data/corpora/writer.py): the last row groups read
+# (HF writes ~100 audio rows each) stay cached up to a byte budget, so a row group is read about once per part; arrow
+# files stay memory-mapped, and no worker ever holds a whole corpus.
 CACHED_ROW_GROUP_BYTES = 512 * 2**20
 CACHED_FILES = 8
 _row_groups: OrderedDict[tuple, pa.Table] = OrderedDict()
