@@ -43,6 +43,8 @@ NAMED_DROPS = 5
 # Drops decided by the corpus definition (garbage tags, length filters), not by broken files: they do not count
 # against --max-bad-fraction.
 FILTER_REASONS = {"too_long", "garbage_utterance", "not_in_subset"}
+# How this task ran, not what was imported: left out of report.json, which any task may write.
+RUN_OPTIONS = {"command", "func", "corpus", "task_index", "num_tasks", "workers", "overwrite"}
 
 
 def plan_parts(corpus: Corpus, args: argparse.Namespace, utts_per_shard: int, seed: int
@@ -160,7 +162,7 @@ def finalize(out: Path, corpus: Corpus, args: argparse.Namespace, n_parts: int, 
         "dropped": {r: len(v) for r, v in sorted(dropped.items())},
         "dropped_examples": {r: dict(v[:NAMED_DROPS]) for r, v in sorted(dropped.items())},
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())
-                    if k not in ("func", "corpus") and _jsonable(v)},
+                    if k not in RUN_OPTIONS and _jsonable(v)},
     }
     _write_json_atomic(out / REPORT_NAME, report)
     _log_report(report)

@@ -54,6 +54,7 @@ def test_array_tasks_share_the_parts_and_the_last_one_writes_the_index(tmp_path)
     index = write_corpus(corpus, _args(tmp_path), tmp_path / "two", utts_per_shard=3, task_index=1, num_tasks=2)
     assert index["shards"] == single["shards"]
     assert _tars(tmp_path / "two") == _tars(tmp_path / "one")  # byte-identical whatever the task split
+    assert (tmp_path / "two" / "report.json").read_text() == (tmp_path / "one" / "report.json").read_text()
     write_corpus(corpus, _args(tmp_path), tmp_path / "pool", utts_per_shard=3, workers=2)
     assert _tars(tmp_path / "pool") == _tars(tmp_path / "one")
     samples = read_shard_set(tmp_path / "one")
