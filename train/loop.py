@@ -70,6 +70,8 @@ class Trainer:
         self.shared = dict(shared_state or {})
         self.projector_meta = projector_meta or {}
         self.step, self.samples, self.audio_seconds, self.tokens, self.skipped = 0, 0, 0.0, 0, 0
+        self.skipped_updates, self._updates_skipped_in_row = 0, 0
+        self._engine_skips = int(getattr(engine, "skipped_steps", 0))
         self.last_eval: dict[str, float] = {}
         self._stop = False
         self._rng: dict | None = None
@@ -83,7 +85,8 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ state
     def state(self) -> tuple[dict, dict]:
         shared = {**self.shared, "samples": self.samples, "audio_hours": self.audio_seconds / 3600,
-                  "tokens": self.tokens, "skipped_micro_batches": self.skipped, "total_steps": self.total_steps}
+                  "tokens": self.tokens, "skipped_micro_batches": self.skipped, "skipped_updates": self.skipped_updates,
+                  "total_steps": self.total_steps}
         return shared, {"data": self.loader.state_dict(), "rng": rng_state()}
 
     def restore(self, shared: dict, local: dict) -> None:
@@ -92,6 +95,7 @@ class Trainer:
         self.step = int(shared["step"])
         self.samples, self.tokens = int(shared["samples"]), int(shared["tokens"])
         self.audio_seconds, self.skipped = float(shared["audio_hours"]) * 3600, int(shared["skipped_micro_batches"])
+        self.skipped_updates = int(shared.get("skipped_updates", 0))  # absent in checkpoints of older versions
         self.loader.load_state_dict(local["data"])
         self._rng = local["rng"]
 
@@ -115,6 +119,7 @@ class Trainer:
                 signal.signal(s, handler)
 
     def _run(self) -> str:
+        self._engine_skips = int(getattr(self.engine, "skipped_steps", 0))  # DeepSpeed restores its own count
         it = iter(self.loader)  # draws nothing from the global RNG (the loader has its own generator)
         if self._rng is not None:  # a resumed run continues the exact stream of dropout masks and position shifts
             set_rng_state(self._rng)
@@ -162,6 +167,25 @@ class Trainer:
                                      f"check the data named above, or use loss.nonfinite=raise to stop at the "
                                      f"first one")
 
+    def _check_update(self, keys: list[str]) -> None:
+        """Notices an optimizer update that DeepSpeed skipped: a non-finite gradient norm behind a finite loss (ZeRO
+        1-3 check the norm when gradients are clipped, bf16 and fp16 check for overflow; fp16's dynamic loss scaling
+        also skips while it finds its scale). The weights are unchanged; counted, logged with the batch's keys, and
+        the run stops after `max_consecutive_skips` in a row."""
+        now = int(getattr(self.engine, "skipped_steps", 0))
+        if now == self._engine_skips:
+            self._updates_skipped_in_row = 0
+            return
+        self._engine_skips = now
+        self.skipped_updates += 1
+        self._updates_skipped_in_row += 1
+        log.warning("non-finite gradient at step %d (batch %s...): the optimizer update was skipped, weights unchanged "
+                    "(%d skipped updates so far)", self.step + 1, keys[:3], self.skipped_updates)
+        if self._updates_skipped_in_row >= self.cfg.max_consecutive_skips:
+            raise FloatingPointError(f"{self._updates_skipped_in_row} optimizer updates in a row were skipped for "
+                                     f"non-finite gradients: lower optim.lr or optim.clip_grad_norm, or check the "
+                                     f"data named above")
+
     def _train_step(self, it) -> dict:
         if self.grad_cache is not None:
             return self._global_batch_step(it)
@@ -172,6 +196,7 @@ class Trainer:
         counts = torch.zeros(4, dtype=torch.float64)  # samples, audio seconds, speech tokens, text tokens
         waits = backward = optim = 0.0
         done = skipped_in_row = 0
+        step_keys: list[str] = []
         while done < accum:
             t = time.perf_counter()
             batch = next(it)
@@ -192,6 +217,8 @@ class Trainer:
                 if not k.startswith("count/"):
                     sums[k] += float(v) / accum
             counts += self._counts([batch], metrics)
+            step_keys += batch["keys"]
+        self._check_update(step_keys)
         timings = {"data_wait": waits, "backward": backward, "optimizer": optim}
         return self._step_row(sums, counts, start, lr, timings)
 
@@ -209,6 +236,7 @@ class Trainer:
                 break
             skipped_in_row += 1
             self._skip([k for b in batches for k in b["keys"]], skipped_in_row, len(batches))
+        self._check_update([k for b in batches for k in b["keys"]])
         sums = {k: float(v) for k, v in metrics.items() if not k.startswith("count/")}
         return self._step_row(sums, self._counts(batches, metrics), start, lr, {"data_wait": waits, **timings})
 
@@ -236,7 +264,8 @@ class Trainer:
         row = {**means, "lr": lr, "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
                "epoch": self.loader.epoch, "samples": self.samples, "audio_hours": self.audio_seconds / 3600,
                "step_time_s": elapsed, "audio_hours_per_s": seconds / 3600 / elapsed,
-               "tokens_per_s": (speech_tokens + text_tokens) / elapsed, "skipped_micro_batches": self.skipped}
+               "tokens_per_s": (speech_tokens + text_tokens) / elapsed, "skipped_micro_batches": self.skipped,
+               "skipped_updates": self.skipped_updates}
         timings = {**timings, **self.module.pop_timings()}
         row.update({f"time/{k}_s": v for k, v in timings.items()})
         return row
