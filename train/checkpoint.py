@@ -5,17 +5,22 @@ Layout of ``run_dir/checkpoints/``::
     step_00001200/                  DeepSpeed files (trainable parameters, optimiser, scheduler; per-rank shards)
         projector.safetensors       the projector alone (+ projector.json): finetuning starts from this
         train_state.json            written last: step, samples, audio hours, per-rank data-stream and RNG state,
-                                    the resolved config. A step directory without it is incomplete.
+                                    the resolved config, and the size and sha256 of every other file. A step
+                                    directory without it is incomplete.
     latest                          name of the newest complete step directory, replaced atomically
 
 A job killed at any instant leaves either the previous complete checkpoint or the new one; `find_resume_point`
 ignores (and the next save removes) an incomplete directory. Writing train_state.json only after a barrier means
-every rank's DeepSpeed shard is on disk before the checkpoint counts as complete.
+every rank's DeepSpeed shard is on disk before the checkpoint counts as complete. A complete checkpoint damaged later
+(a truncated or altered file) fails verification against its recorded checksums and resume falls back to the newest
+one that verifies. A save that fails (a full disk) removes its partial directory and stops with a message; the
+previous checkpoint is untouched, since older checkpoints are only pruned after a newer one is complete.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -31,7 +36,7 @@ import torch
 from train import distributed as tdist
 from train.export import export_projector
 
-__all__ = ["CheckpointConfig", "Checkpointer", "rng_state", "set_rng_state", "write_atomic", "STATE_FILE"]
+__all__ = ["CheckpointConfig", "Checkpointer", "rng_state", "set_rng_state", "write_atomic", "verify", "STATE_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +126,9 @@ class Checkpointer:
             if not (path / STATE_FILE).is_file():
                 raise FileNotFoundError(f"checkpoint.resume={path} is not a complete checkpoint (no {STATE_FILE}); "
                                         f"point it at a step_XXXXXXXX directory or use resume=auto")
+            if problem := verify(path):
+                raise ValueError(f"checkpoint.resume={path} is damaged: {problem}; point it at another checkpoint "
+                                 f"or use resume=auto (the newest one that verifies)")
             return path
         done = self.complete()
         if not done:
@@ -134,7 +142,14 @@ class Checkpointer:
         if named is not None and named != done[-1]:
             log.warning("checkpoint %s is newer than %s named by %s; resuming from the newer one", done[-1].name,
                         named.name, latest)
-        return done[-1]
+        damaged = []
+        for path in reversed(done):
+            if not (problem := verify(path)):
+                return path
+            log.error("checkpoint %s is damaged (%s); trying the one before it", path, problem)
+            damaged.append(path.name)
+        raise RuntimeError(f"every checkpoint under {self.root} is damaged ({', '.join(damaged)}; see the errors "
+                           f"above): restore one from a backup, or set checkpoint.resume to a directory elsewhere")
 
     def save(self, engine, module, step: int, shared: dict, local: dict, projector_meta: dict) -> Path:
         """Writes checkpoint `step` (all ranks call this; collective).
@@ -154,12 +169,20 @@ class Checkpointer:
             if path.exists():  # left by a run killed while writing it
                 shutil.rmtree(path)
         tdist.barrier()
-        engine.save_checkpoint(str(self.root), tag=tag, save_latest=False, exclude_frozen_parameters=True)
-        export_projector(module, path, projector_meta)  # collective under ZeRO-3
+        try:
+            engine.save_checkpoint(str(self.root), tag=tag, save_latest=False, exclude_frozen_parameters=True)
+            export_projector(module, path, projector_meta)  # collective under ZeRO-3
+        except Exception as exc:  # a full disk surfaces as OSError, or as torch.save's RuntimeError
+            shutil.rmtree(path, ignore_errors=True)  # a partial directory must not keep the space
+            done = self.complete()
+            kept = f"the previous checkpoint {done[-1].name} is intact" if done else "there is no earlier checkpoint"
+            free = shutil.disk_usage(self.root).free / 1e6
+            raise RuntimeError(f"could not write checkpoint {path} ({type(exc).__name__}: {exc}); {free:.0f} MB are "
+                               f"free there - a full disk? {kept}; make room and rerun to resume") from exc
         locals_ = tdist.all_gather_object(local)
         tdist.barrier()  # every rank's shard is on disk
         if tdist.is_main():
-            state = {**shared, "step": step, "ranks": locals_}
+            state = {**shared, "step": step, "ranks": locals_, "files": _file_manifest(path)}
             write_atomic(path / STATE_FILE, json.dumps(state))
             write_atomic(self.root / LATEST, tag)
             self._prune()
@@ -190,6 +213,38 @@ class Checkpointer:
         if load_path is None:
             raise RuntimeError(f"DeepSpeed could not load the checkpoint in {path}")
         return state, state["ranks"][here.rank]
+
+
+def _file_manifest(path: Path) -> dict[str, list]:
+    """``{relative name: [bytes, sha256]}`` of every file of a step directory but train_state.json."""
+    return {str(f.relative_to(path)): [f.stat().st_size, _sha256(f)]
+            for f in sorted(path.rglob("*")) if f.is_file() and f.name != STATE_FILE}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path) -> str | None:
+    """None when every file recorded in ``path``'s train_state.json is there with its size and sha256, else what is
+    wrong. Checkpoints written before the manifest existed have nothing to check against and pass."""
+    try:
+        files = json.loads((path / STATE_FILE).read_text()).get("files")
+    except (OSError, ValueError) as exc:
+        return f"{STATE_FILE} is unreadable ({exc})"
+    for name, (size, sha) in (files or {}).items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes, {size} were written"
+        if _sha256(file) != sha:
+            return f"{name} does not match its sha256"
+    return None
 
 
 def _size(path: Path) -> int:

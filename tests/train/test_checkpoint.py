@@ -14,7 +14,15 @@ import pytest
 import torch
 from torch import nn
 
-from train.checkpoint import STATE_FILE, CheckpointConfig, Checkpointer, rng_state, set_rng_state, write_atomic
+from train.checkpoint import (
+    STATE_FILE,
+    CheckpointConfig,
+    Checkpointer,
+    rng_state,
+    set_rng_state,
+    verify,
+    write_atomic,
+)
 
 
 def _step_dir(run_dir: Path, step: int, complete: bool = True) -> Path:
@@ -213,7 +221,10 @@ def test_save_writes_state_latest_and_prunes(tmp_path, single_process):
     assert _names(ckpt) == ["step_00000020", "step_00000030"]
     assert not (ckpt.root / "step_00000030" / "junk").exists()  # the leftover was cleared before writing
     state = json.loads((path / STATE_FILE).read_text())
+    files = state.pop("files")
     assert state == {"samples": 120, "config": {"a": 1}, "step": 30, "ranks": [{"stream": 30}]}
+    assert set(files) == {"engine.json", "projector.safetensors", "projector.json"}
+    assert files["engine.json"][0] == (path / "engine.json").stat().st_size and len(files["engine.json"][1]) == 64
     assert {"projector.safetensors", "projector.json", "engine.json", STATE_FILE} <= {p.name for p in path.iterdir()}
     assert not [p for p in ckpt.root.rglob(".*")]  # no temp files
 
@@ -234,3 +245,25 @@ def test_load_reports_a_failed_deepspeed_load(tmp_path, single_process):
     (path / STATE_FILE).write_text(json.dumps({"step": 5, "ranks": [{}]}))
     with pytest.raises(RuntimeError, match="could not load"):
         Checkpointer(tmp_path, CheckpointConfig()).load(_FakeEngine(), path)  # no engine.json there
+
+
+def test_resume_falls_back_past_damaged_checkpoints(tmp_path, single_process, caplog):
+    ckpt = Checkpointer(tmp_path, CheckpointConfig(keep_last=0))
+    engine, module = _FakeEngine(), _Module()
+    for step in (10, 20, 30):
+        engine.value = float(step)
+        ckpt.save(engine, module, step, shared={}, local={}, projector_meta={})
+    assert verify(ckpt.root / "step_00000030") is None
+    newest = ckpt.root / "step_00000030" / "engine.json"
+    newest.write_text(newest.read_text().replace("30", "31"))  # same size, other bytes
+    middle = ckpt.root / "step_00000020" / "projector.safetensors"
+    middle.write_bytes(middle.read_bytes()[:-10])  # truncated
+    with caplog.at_level("ERROR"):
+        assert ckpt.find_resume_point() == ckpt.root / "step_00000010"
+    assert "step_00000030 is damaged (engine.json does not match its sha256)" in caplog.text
+    assert "projector.safetensors has" in caplog.text and "were written" in caplog.text
+    with pytest.raises(ValueError, match="is damaged: engine.json does not match"):
+        Checkpointer(tmp_path, CheckpointConfig(resume=str(ckpt.root / "step_00000030"))).find_resume_point()
+    (ckpt.root / "step_00000010" / "engine.json").unlink()
+    with pytest.raises(RuntimeError, match="every checkpoint under .* is damaged"):
+        ckpt.find_resume_point()
