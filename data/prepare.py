@@ -78,6 +78,10 @@ def _check_record(line: str, line_no: int, base: Path):
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise BadSample("empty_transcript", f"text is {text!r}")
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a "\ud800" escape parses to a lone surrogate, which no shard member can hold
+        raise BadSample("bad_manifest_line", "a field holds a lone surrogate (an invalid \\ud800 escape)") from None
     path = Path(record["audio"])
     audio, ext, duration = load_audio_for_shard(path if path.is_absolute() else base / path)
     return sample_key(record, line_no), record, audio, ext, duration
@@ -101,7 +105,8 @@ def build_from_manifest(
         if not overwrite:
             raise FileExistsError(f"{out} is not empty; pass --overwrite to replace its shard set")
         shutil.rmtree(out)
-    lines = [(i + 1, ln) for i, ln in enumerate(manifest.read_text(encoding="utf-8").splitlines()) if ln.strip()]
+    # Newlines only: str.splitlines would also break at U+2028/U+0085 inside a raw UTF-8 transcript.
+    lines = [(i + 1, ln) for i, ln in enumerate(manifest.read_text(encoding="utf-8").split("\n")) if ln.strip()]
     if not lines:
         raise ValueError(f"manifest {manifest} has no records")
     if shuffle_seed is not None:

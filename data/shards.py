@@ -140,7 +140,7 @@ def _duration_of(fh, a_off: int, a_size: int, j_off: int, j_size: int) -> float 
         meta = json.loads(fh.read(j_size))
         if isinstance(meta, dict) and isinstance(meta.get("duration"), (int, float)):
             return float(meta["duration"])
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting; the loader drops it as corrupt_json
         pass
     fh.seek(a_off)
     try:

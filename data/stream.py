@@ -226,14 +226,19 @@ class _PlannedBatches(IterableDataset):
         audio_bytes, meta_bytes = catalog.read(reader, item)
         try:
             meta = json.loads(meta_bytes)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting ("[[[[...")
             raise BadSample("corrupt_json", f"json member does not parse ({exc})") from None
         if not isinstance(meta, dict):
             raise BadSample("corrupt_json", "json member is not an object")
         raw = meta.get("text")
         text = normalize_text(raw, self.cfg.text_norm) if isinstance(raw, str) else ""
-        if not text:
+        if not text.strip():  # text_norm "none" keeps a whitespace-only transcript as it is
             raise BadSample("empty_transcript", f"transcript is {raw!r}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # "\ud800" escapes parse to lone surrogates, which the tokenizer cannot take
+            detail = f"transcript is not valid Unicode (lone surrogates): {text[:80]!r}"
+            raise BadSample("corrupt_json", detail) from None
         audio = decode_audio(audio_bytes, self.cfg.sample_rate)
         fixes = list(audio.fixes)
         if audio.seconds > self.cfg.max_duration + 0.5:  # the index claimed a shorter duration
@@ -242,6 +247,8 @@ class _PlannedBatches(IterableDataset):
         ids = None
         if self.tokenizer:
             ids = self.tokenizer.encode(text)
+            if not ids:  # no target: the contrastive loss stops training on a text row with no valid position
+                raise BadSample("empty_transcript", f"transcript {text[:80]!r} tokenises to no tokens")
             if len(ids) > self.cfg.max_text_tokens:
                 raise BadSample("text_too_long", f"{len(ids)} tokens > max_text_tokens={self.cfg.max_text_tokens}")
         cached = None

@@ -27,7 +27,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from data.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, TARGET_SAMPLE_RATE, BadSample, resample
+from data.audio import (
+    FLAC_MAX_CHANNELS,
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    TARGET_SAMPLE_RATE,
+    BadSample,
+    resample,
+    wav_truncation,
+)
 
 # Lossy codecs decode at their own internal rate (Opus always at 48 kHz); their content is no wider than the 16 kHz
 # the encoders consume, so their segments are stored at 16 kHz instead of tripling the shard size.
@@ -192,6 +200,8 @@ def _decode(data: bytes, where: str) -> tuple[np.ndarray, int, str]:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or TypeError for garbage
         raise BadSample("corrupt_audio", f"{where}: cannot decode ({type(exc).__name__}: {exc})") from None
+    if truncated := wav_truncation(data):  # libsndfile would return the frames present as if they were all
+        raise BadSample("corrupt_audio", f"{where}: {truncated}")
     return _checked(samples, rate, where), rate, info.subtype
 
 
@@ -231,10 +241,15 @@ def _encode(samples: np.ndarray, rate: int, subtype: str, lossy: bool) -> tuple[
     if lossy and rate > TARGET_SAMPLE_RATE:
         samples = np.stack([resample(samples[:, c], rate, TARGET_SAMPLE_RATE) for c in range(samples.shape[1])], 1)
         rate = TARGET_SAMPLE_RATE
+    if samples.shape[1] > FLAC_MAX_CHANNELS:
+        raise BadSample("unsupported_audio", f"{samples.shape[1]} channels; FLAC stores at most {FLAC_MAX_CHANNELS}")
     out = io.BytesIO()
     # Integer PCM keeps its depth; float and lossy sources become 24-bit, FLAC's deepest integer format.
-    sf.write(out, np.clip(samples, -1.0, 1.0), rate, format="FLAC",
-             subtype=subtype if subtype in ("PCM_16", "PCM_24", "PCM_S8") else "PCM_24")
+    try:
+        sf.write(out, np.clip(samples, -1.0, 1.0), rate, format="FLAC",
+                 subtype=subtype if subtype in ("PCM_16", "PCM_24", "PCM_S8") else "PCM_24")
+    except Exception as exc:  # any other combination FLAC cannot hold: skip the item, not the whole job
+        raise BadSample("unsupported_audio", f"cannot be stored as FLAC ({type(exc).__name__}: {exc})") from None
     return out.getvalue(), samples.shape[0] / rate
 
 

@@ -125,6 +125,11 @@ def write_part(out: Path, number: int, items: list[Item], max_duration: float = 
             drops[exc.reason].append([item.key, exc.detail])
             continue
         meta = {**item.meta, "duration": round(duration, 3)}
+        try:
+            json.dumps(meta, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from an invalid escape in the corpus metadata
+            drops["bad_text"].append([item.key, "the metadata holds a lone surrogate (an invalid \\ud800 escape)"])
+            continue
         writer.write(item.key, audio, "flac", meta, duration)
         fields.update(meta)
         split = by_split[str(item.meta.get("split", "all"))]
