@@ -16,21 +16,11 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+from toy_run import NanGrad  # noqa: E402  (this directory is on sys.path when run as a script)
+
 from train import distributed as tdist  # noqa: E402
 from train.engine import EngineConfig, build_engine, deepspeed_config  # noqa: E402
 from train.loop import LoopConfig, Trainer  # noqa: E402
-
-
-class NanGrad(torch.autograd.Function):
-    """Identity forward, NaN backward: a finite loss whose gradient is not."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return torch.full_like(grad, float("nan"))
 
 
 class Toy(nn.Module):

@@ -118,7 +118,7 @@ def main() -> None:
     p.add_argument("--every", type=int, default=0)
     p.add_argument("--keep-last", type=int, default=0)
     p.add_argument("--zero", default="zero2")
-    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--width", type=int, default=256)
     p.add_argument("--poison", default="", help="comma list of steps with NaN gradients")
     p.add_argument("--max-skips", type=int, default=3)
     p.add_argument("--step-sleep", type=float, default=0.0)
