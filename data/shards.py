@@ -280,16 +280,26 @@ def load_table(directory: Path, shard: dict) -> tuple[SampleTable | None, list[s
         return None, [f"shard {tar} is missing ({shard['samples']} samples lost); restore it or re-run data.prepare"]
     table_path = tar.with_name(tar.name + TABLE_SUFFIX)
     size = tar.stat().st_size
+    changed = []
     if table_path.exists():
         table = SampleTable.from_json(json.loads(table_path.read_text(encoding="utf-8")))
-        if size >= table.bytes:
+        if size == table.bytes and len(table) == shard["samples"]:
             return table, []
-    # No table, or the tar is shorter than when it was indexed: rescan what is really there.
+        if size > table.bytes or len(table) != shard["samples"]:  # (a shorter tar is the truncation below)
+            # A stale table would read other samples' bytes, possibly pairing one sample's audio with another's
+            # transcript: the tar is rescanned instead.
+            changed = [f"shard {tar} does not match its sample table or index.json ({size} bytes on disk, "
+                       f"{table.bytes} in the table; {len(table)} samples in the table, {shard['samples']} in "
+                       f"index.json): rescanned; re-run `python -m data.prepare index` to refresh them"]
+    # No table, a changed tar, or one shorter than when it was indexed: rescan what is really there.
     table, problems = scan_tar(tar)
     lost = shard["samples"] - len(table)
     if lost > 0:
         problems.insert(0, f"shard {tar} is truncated: {lost} of {shard['samples']} samples unreadable")
-    return table, problems
+    elif table_path.exists() and not changed:  # shorter than indexed, yet whole: another tar took its place
+        changed = [f"shard {tar} does not match its sample table ({size} bytes on disk, {shard['samples']} samples "
+                   f"listed): rescanned; re-run `python -m data.prepare index` to refresh it"]
+    return table, changed + problems
 
 
 class ShardReader:

@@ -37,3 +37,24 @@ def test_non_finite_gradients_in_a_row_stop_the_run_with_a_message():
     out, _ = _probe("zero2", poisoned=list(range(1, 20)), steps=10)
     assert out["error"].startswith("3 optimizer updates in a row were skipped for non-finite gradients")
     assert all(r["weight"] == out["initial"] for r in out["rows"])  # nothing was applied before it stopped
+
+
+TOY = Path(__file__).with_name("toy_run.py")
+
+
+def _toy(run_dir: Path, *extra: str) -> tuple[dict, str]:
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(TOY), str(run_dir), *extra], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
+
+
+def test_a_non_finite_loss_skips_the_micro_batch_names_it_and_stops_after_too_many(tmp_path):
+    """The loop's side of loss.nonfinite=skip (the module returns no loss): the micro-batch is skipped, counted and
+    named, the step is made up from the next batch; `max_consecutive_skips` in a row stop the run."""
+    out, log = _toy(tmp_path / "one", "--steps", "4", "--nan-loss", "2")
+    assert out["status"] == "finished" and out["step"] == 4 and out["skipped_micro_batches"] == 1
+    assert "non-finite loss at step 2 (batch ['s2-0', 's2-1']...)" in log
+    out, _ = _toy(tmp_path / "many", "--steps", "10", "--nan-loss", "2,3,4,5")
+    assert out["status"].startswith("FloatingPointError: 3 micro-batches in a row had a non-finite loss")

@@ -2,7 +2,8 @@
 real DeepSpeed engine (one gloo rank, DS_ACCELERATOR=cpu) on a toy regression whose batches are a pure function of
 the step, so an interrupted and resumed run must end with exactly the weights of an uninterrupted one.
 
-    python toy_run.py RUN_DIR --steps N [--every K] [--zero zero2] [--poison 3,4] [--step-sleep S] [--save-delay S]
+    python toy_run.py RUN_DIR --steps N [--every K] [--zero zero2] [--poison 3,4] [--nan-loss 5] [--step-sleep S]
+        [--save-delay S]
 
 Prints one JSON line at the end: status ("finished", "preempted" or the error), the final weights' sha256, the step
 resumed from, and the skipped-update count. --save-delay holds each checkpoint between DeepSpeed's files and
@@ -45,11 +46,11 @@ class NanGrad(torch.autograd.Function):
 class Toy(nn.Module):
     stage = "toy"
 
-    def __init__(self, width: int, poisoned: set[int], step_sleep: float):
+    def __init__(self, width: int, poisoned: set[int], nan_loss: set[int], step_sleep: float):
         super().__init__()
         torch.manual_seed(0)
         self.layer = nn.Linear(width, width)
-        self.poisoned, self.step_sleep = poisoned, step_sleep
+        self.poisoned, self.nan_loss, self.step_sleep = poisoned, nan_loss, step_sleep
 
     def forward(self, batch):
         time.sleep(self.step_sleep)
@@ -57,6 +58,8 @@ class Toy(nn.Module):
         if batch["step"] in self.poisoned:
             out = NanGrad.apply(out)
         loss = (out - batch["y"]).pow(2).mean()
+        if batch["step"] in self.nan_loss:  # what PretrainModule returns for a non-finite loss with nonfinite=skip
+            return None, {"loss/total": torch.tensor(float("nan"))}
         return loss, {"loss/total": loss.detach()}
 
     def pop_timings(self):
@@ -120,13 +123,15 @@ def main() -> None:
     p.add_argument("--zero", default="zero2")
     p.add_argument("--width", type=int, default=256)
     p.add_argument("--poison", default="", help="comma list of steps with NaN gradients")
+    p.add_argument("--nan-loss", default="", help="comma list of steps whose loss is non-finite (skipped)")
     p.add_argument("--max-skips", type=int, default=3)
     p.add_argument("--step-sleep", type=float, default=0.0)
     p.add_argument("--save-delay", type=float, default=0.0)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     tdist.setup()
-    model = Toy(args.width, {int(s) for s in args.poison.split(",") if s}, args.step_sleep)
+    steps_of = lambda text: {int(s) for s in text.split(",") if s}  # noqa: E731
+    model = Toy(args.width, steps_of(args.poison), steps_of(args.nan_loss), args.step_sleep)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     ds = deepspeed_config(EngineConfig(ds_config=args.zero), micro_batch_size=2, clip_grad_norm=1.0, world_size=1)
     engine = build_engine(model, optimizer, None, ds)
@@ -153,7 +158,8 @@ def main() -> None:
     except (FloatingPointError, RuntimeError) as exc:
         status = f"{type(exc).__name__}: {exc}"
     print(json.dumps({"status": status, "step": trainer.step, "resumed_from": resumed_from,
-                      "weights": weights_sha256(model), "skipped_updates": trainer.skipped_updates}), flush=True)
+                      "weights": weights_sha256(model), "skipped_updates": trainer.skipped_updates,
+                      "skipped_micro_batches": trainer.skipped}), flush=True)
     tdist.teardown()
 
 
