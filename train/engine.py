@@ -48,8 +48,14 @@ class EngineConfig:
     candidates each sample competes with, independent of what fits in memory: grad_accum becomes
     global_batch_size / (data.batch_size x ranks), which must be a whole number. 0: data.batch_size x grad_accum x
     ranks."""
+    collective_timeout_minutes: float = 30.0
+    """How long a rank waits in a collective before failing: a hung or stopped rank then ends the job with a
+    "timed out" error instead of holding every GPU until the wall-clock limit. Keep it above the longest pause
+    between collectives (checkpoint writes, held-out evaluation)."""
 
     def __post_init__(self):
+        if self.collective_timeout_minutes <= 0:
+            raise ValueError(f"collective_timeout_minutes must be > 0, got {self.collective_timeout_minutes}")
         if self.precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
         if self.grad_accum < 1:

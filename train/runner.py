@@ -55,7 +55,7 @@ def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: 
         eval_every, eval_at_start: when the evaluator runs.
         objective: recorded in the exported projector's metadata.
     """
-    dist_env = tdist.setup()
+    dist_env = tdist.setup(timeout_minutes=cfg.engine.collective_timeout_minutes)
     run_dir = Path(cfg.run_dir)
     if cfg.data.tokenizer is None:  # the text side must be tokenised exactly as the frozen LLM expects
         cfg.data.tokenizer = cfg.llm.name_or_path

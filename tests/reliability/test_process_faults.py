@@ -1,0 +1,78 @@
+"""Process faults: a rank that hangs (SIGSTOP: alive, silent) in a real two-rank pretraining run. With
+`engine.collective_timeout_minutes` the other rank's next collective times out, the job exits non-zero within
+about that time and the launcher names the rank that failed, instead of holding every GPU until the wall-clock limit.
+(A rank that dies outright is tests/slurm/test_slurm.py::test_a_killed_rank_fails_the_job_fast_and_is_named.)"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.train.conftest import tone_world, write_config  # noqa: F401  (fixture)
+
+TIMEOUT_MINUTES = 0.25
+
+
+def _rank_pids(launcher_pid: int) -> dict[int, int]:
+    """rank -> pid of the torchrun workers under the launcher (their RANK environment variable)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent != launcher_pid:
+            continue
+        env = dict(v.split(b"=", 1) for v in environ if b"=" in v)
+        if b"RANK" in env and b"LOCAL_RANK" in env:
+            out[int(env[b"RANK"])] = int(entry.name)
+    return out
+
+
+@pytest.mark.distributed
+def test_a_hung_rank_times_out_the_job_and_is_reported(tone_world):  # noqa: F811
+    run_dir = tone_world["root"] / "hung"
+    config = write_config(tone_world, run_dir, engine={"ds_config": "zero2", "grad_accum": 1,
+                                                       "collective_timeout_minutes": TIMEOUT_MINUTES},
+                          train={"max_steps": 200, "log_every": 1}, checkpoint={"every_steps": 0})
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "-m", "train.pretrain", "--config", str(config)], cwd=REPO,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    metrics = run_dir / "metrics.jsonl"
+    stopped = None
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if metrics.is_file() and any(json.loads(x)["step"] >= 2 for x in metrics.read_text().splitlines()
+                                         if x.endswith("}")):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stdout.read()[-4000:]
+        stopped = _rank_pids(proc.pid)[1]
+        os.kill(stopped, signal.SIGSTOP)
+        log, _ = proc.communicate(timeout=240)  # a job that hangs instead of failing ends the test here
+    finally:
+        if stopped is not None:
+            for sig in (signal.SIGKILL, signal.SIGCONT):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(stopped, sig)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0
+    assert "timed out" in log.lower() or "timeout" in log.lower(), log[-4000:]
+    assert "rank 0" in log or "rank 1" in log, log[-4000:]
