@@ -20,18 +20,20 @@ from data.stream import StreamLoader
 from model.speech_llm import SpeechLLM
 from train import distributed as tdist
 from train.checkpoint import Checkpointer
-from train.config import config_diff, dump_config, to_dict
+from train.config import ConfigError, config_diff, dump_config, to_dict
 from train.engine import build_engine, deepspeed_config, resolve_grad_accum, zero_stage
 from train.export import META, WEIGHTS
 from train.loop import Trainer
 from train.metrics import MetricsLogger
 from train.optim import build_optimizer, build_scheduler
+from train.preflight import preflight
 from train.pretrain_model import build_speech_llm
 
 __all__ = ["run_job", "setup_logging", "EXIT_PREEMPTED", "learning_curve"]
 
 log = logging.getLogger("train.runner")
 EXIT_PREEMPTED = 75
+EXIT_CONFIG = 2  # a setting that cannot work (train.preflight), like argparse's status for bad arguments
 
 
 def setup_logging(rank: int) -> None:
@@ -44,7 +46,8 @@ def setup_logging(rank: int) -> None:
 def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: Callable | None = None,
             prepare_model: Callable[[SpeechLLM], None] | None = None, eval_every: int = 0,
             eval_at_start: bool = True, objective: str = "") -> int:
-    """Builds and runs one training job on every rank; returns 0 (finished) or 75 (preempted, checkpointed).
+    """Builds and runs one training job on every rank; returns 0 (finished), 75 (preempted, checkpointed) or 2 (a
+    setting that cannot work, found by train.preflight before any model is loaded).
 
     Args:
         cfg: the job's config (see the module docstring).
@@ -56,6 +59,11 @@ def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: 
         objective: recorded in the exported projector's metadata.
     """
     dist_env = tdist.setup(timeout_minutes=cfg.engine.collective_timeout_minutes)
+    try:
+        preflight(cfg, dist_env.world_size)  # config.json files and cache manifests only: before minutes of loading
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
     run_dir = Path(cfg.run_dir)
     if cfg.data.tokenizer is None:  # the text side must be tokenised exactly as the frozen LLM expects
         cfg.data.tokenizer = cfg.llm.name_or_path
