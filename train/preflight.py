@@ -7,7 +7,8 @@ the setting and the fix:
 * an encoder or LLM that is neither a local directory, a model in the HF cache, nor a known ``pypi:`` spec;
 * ``llm.layers`` beyond the LLM's depth;
 * a contrastive batch with nothing to contrast against (fewer than 2 samples per rank without
-  ``loss.gather_negatives``);
+  ``loss.gather_negatives``), or an ``engine.global_batch_size`` (the number of contrastive candidates with GradCache)
+  that is no whole number of micro-batches on this many ranks;
 * a text cache built for another LLM, other layers or other text settings.
 
 The full checks (tokenizer fingerprint, encoder cache spec) still run after loading, where they need the models.
@@ -15,11 +16,13 @@ The full checks (tokenizer fingerprint, encoder cache spec) still run after load
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
 from model.llm import resolve_layers
 from train.config import ConfigError
+from train.engine import resolve_grad_accum
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,10 @@ def preflight(cfg, world_size: int = 1) -> None:
     except ValueError as exc:
         raise ConfigError(f"llm.layers={cfg.llm.layers!r}: {exc}; {cfg.llm.name_or_path} has {depth} layers, so "
                           f"hidden states 0..{depth} exist") from None
+    try:  # on a copy: the runner sets grad_accum itself
+        resolve_grad_accum(copy.copy(cfg.engine), cfg.data.batch_size, world_size)
+    except ValueError as exc:
+        raise ConfigError(f"engine.global_batch_size={cfg.engine.global_batch_size}: {exc}") from None
     loss = getattr(cfg, "loss", None)
     if loss is not None and loss.contrastive_kind is not None:
         negatives = cfg.data.batch_size * (world_size if loss.gather_negatives else 1) - 1

@@ -55,6 +55,13 @@ def test_a_contrastive_batch_without_negatives(tone_world, tmp_path):  # noqa: F
     preflight(gathered, world_size=4)  # negatives from the other ranks
 
 
+def test_a_global_batch_that_is_no_whole_number_of_micro_batches(tone_world, tmp_path):  # noqa: F811
+    cfg = _cfg(tone_world, tmp_path, engine={"global_batch_size": 12})  # data.batch_size 8
+    with pytest.raises(ConfigError, match="engine.global_batch_size=12: "):
+        preflight(cfg)
+    preflight(_cfg(tone_world, tmp_path, engine={"global_batch_size": 32}), world_size=2)
+
+
 def test_a_text_cache_built_for_another_llm(tone_world, tmp_path):  # noqa: F811
     from data.text_cache import write_manifest
     from train.cache_text import CacheSpec
