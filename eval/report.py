@@ -164,7 +164,8 @@ _BOUND_METRICS = {"wer": "asr/wer", "comet": "st/comet", "bleu": "st/bleu", "f1"
 _STALE_NOTE = "normalized average"  # eval.run's notes on its own average (missing, or over BLEU) no longer apply
 
 
-def renormalize(results: Sequence[dict], lower: dict, upper: dict, st_metric: str = "comet") -> list[dict]:
+def renormalize(results: Sequence[dict], lower: dict, upper: dict, st_metric: str = "comet",
+                allow_degenerate: bool = False) -> list[dict]:
     """Every run's normalized average recomputed between two evaluated systems instead of the paper's bounds.
 
     Args:
@@ -172,6 +173,8 @@ def renormalize(results: Sequence[dict], lower: dict, upper: dict, st_metric: st
         lower: the lower-bound system's results (e.g. the Whisper -> LLM cascade): normalized scores of 0.
         upper: the upper-bound system's results (e.g. the gold-transcript cascade): normalized scores of 100.
         st_metric: ST metric of the average, ``"comet"`` (the paper's) or ``"bleu"``.
+        allow_degenerate: bounds with the same score on a task leave every ``normalized_average`` None (recorded
+            for the footnote) instead of raising: the raw metrics still make a table.
 
     Returns:
         Copies of ``results`` whose ``normalized/*`` and ``normalized_average`` come from their own ``asr/wer``,
@@ -193,8 +196,14 @@ def renormalize(results: Sequence[dict], lower: dict, upper: dict, st_metric: st
                              f"needs WER, {st_metric.upper()} and F1")
         bounds[role] = {"name": _label(system), **values}
     if equal := [t.upper() for t in tasks if bounds["lower"][t] == bounds["upper"][t]]:
-        raise ValueError(f"lower bound {bounds['lower']['name']!r} and upper bound {bounds['upper']['name']!r} have "
-                         f"the same {', '.join(equal)}; the normalisation would divide by zero")
+        problem = (f"lower bound {bounds['lower']['name']!r} and upper bound {bounds['upper']['name']!r} have the "
+                   f"same {', '.join(equal)}; the normalisation would divide by zero")
+        if not allow_degenerate:
+            raise ValueError(problem)
+        return [{**r, "metrics": {k: v for k, v in (r.get("metrics") or {}).items() if not k.startswith("normalized")}
+                 | {"normalized_average": None},
+                 "notes": [n for n in r.get("notes") or [] if not str(n).startswith(_STALE_NOTE)],
+                 "normalization": {"st_metric": st_metric, **bounds, "degenerate": problem}} for r in results]
     cfg = NormalizedAverageConfig(
         st_metric=st_metric, **{f"{t}_{role}": bounds[role][t] for t in tasks for role in ("lower", "upper")})
     out = []
@@ -221,6 +230,9 @@ def _bounds_footnote(results: Sequence[dict]) -> str:
     def system(b: dict) -> str:
         return f"`{_cell(b['name'])}` (WER {b['wer']:.2f}, {st.upper()} {b[st]:.2f}, F1 {b['f1']:.2f})"
 
+    if norm.get("degenerate"):
+        return (f"- norm. avg. not computed: {norm['degenerate']} (lower {system(norm['lower'])}, upper "
+                f"{system(norm['upper'])}); the table gives the raw metrics.")
     text = (f"- norm. avg. between evaluated systems, not the paper's bounds: lower {system(norm['lower'])}, upper "
             f"{system(norm['upper'])}")
     return text + ("; BLEU replaces COMET in the average (not comparable with the paper's normalized averages)."
@@ -442,7 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         results = [load_results(p) for p in args.results]
         if args.bounds:
             lower, upper = (load_results(p) for p in args.bounds)
-            results = renormalize(results, lower, upper, args.st_metric or "comet")
+            results = renormalize(results, lower, upper, args.st_metric or "comet", allow_degenerate=True)
+            if degenerate := results[0]["normalization"].get("degenerate"):
+                print(f"warning: no normalized average: {degenerate}", file=sys.stderr)
     except (OSError, ValueError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the exception text holds
         return 2

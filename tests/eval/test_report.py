@@ -20,6 +20,7 @@ from eval.report import (
     markdown_table,
     plot_comparison,
     renormalize,
+    report_markdown,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -311,6 +312,11 @@ def test_renormalize_errors(bounded):
     same["metrics"]["sqa/f1"] = 20.0
     with pytest.raises(ValueError, match="same F1.*divide by zero"):
         renormalize([bounded["run"]], lower, same, "bleu")
+    (kept,) = renormalize([bounded["run"]], lower, same, "bleu", allow_degenerate=True)
+    assert kept["metrics"]["normalized_average"] is None and kept["metrics"]["sqa/f1"] == bounded["run"]["metrics"][
+        "sqa/f1"] and not [k for k in kept["metrics"] if k.startswith("normalized/")]
+    table = report_markdown([kept])
+    assert "norm. avg. not computed: lower bound" in table and "same F1" in table and "raw metrics" in table
     with pytest.raises(ValueError, match="st_metric"):
         renormalize([bounded["run"]], lower, upper, "chrf")
 
@@ -325,9 +331,11 @@ def test_cli_bounds(tmp_path, bounded, capsys):
     bad = copy.deepcopy(bounded["upper"])
     bad["metrics"]["asr/wer"] = 40.0
     write(tmp_path / "bad", bad)
-    assert main([str(paths["run"]), "--bounds", str(paths["lower"]), str(tmp_path / "bad")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "same WER" in err
+    # Bounds that tie on a task: the raw table still comes out, with the reason there is no normalized average.
+    assert main([str(paths["run"]), "--bounds", str(paths["lower"]), str(tmp_path / "bad")]) == 0
+    out = capsys.readouterr()
+    assert out.err.startswith("warning: no normalized average") and "same WER" in out.err
+    assert "norm. avg. not computed" in out.out
     with pytest.raises(SystemExit) as exit_info:
         main([str(paths["run"]), "--st-metric", "bleu"])
     assert exit_info.value.code == 2 and "--st-metric needs --bounds" in capsys.readouterr().err
