@@ -42,6 +42,7 @@ from eval.score import ScoringConfig, score_rows
 from model.encoders import EncoderConfig
 from model.llm import LLMConfig
 from model.losses import LossConfig
+from model.pretrained import sha256_file
 from model.projectors import ProjectorConfig
 from train import distributed as tdist
 from train.checkpoint import write_atomic
@@ -113,14 +114,6 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def _run_dir_of(projector_dir: Path) -> Path:
     return projector_dir.parent.parent if projector_dir.parent.name == "checkpoints" else projector_dir.parent
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _complete_model_sections(cfg: EvalConfig, projector_dir: Path | None) -> Path | None:
@@ -308,10 +301,10 @@ def evaluate(cfg: EvalConfig) -> dict | None:
         "format": RESULTS_FORMAT, "name": cfg.name, "kind": "speech" if cfg.cascade is None else "cascade",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "checkpoint": {"path": str(projector_dir) if projector_dir else None,
-                       "sha256": _sha256(projector_dir / WEIGHTS) if projector_dir else None,
+                       "sha256": sha256_file(projector_dir / WEIGHTS) if projector_dir else None,
                        "step": (meta or {}).get("step"), "objective": (meta or {}).get("objective")},
         "config_sha256": hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest(),
-        "training_config_sha256": _sha256(training_config) if training_config else None,
+        "training_config_sha256": sha256_file(training_config) if training_config else None,
         "metrics": metrics, "signatures": signatures, "notes": notes, "hypotheses": {},
     }
     def file_of(r: dict) -> str:

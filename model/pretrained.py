@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["PypiModel", "KNOWN_MODELS", "MissingModelPackageError", "resolve_model", "default_cache_dir",
-           "check_cache", "read_ct2"]
+           "check_cache", "read_ct2", "sha256_file"]
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def check_cache(path: Path, model: PypiModel) -> str | None:
     if present != listed:
         return f"files differ from {RECORD}: missing {sorted(listed - present)}, extra {sorted(present - listed)}"
     for name, digest in files.items():
-        if _sha256(path / name) != digest:
+        if sha256_file(path / name) != digest:
             return f"sha256 mismatch in {name}"
     return None
 
@@ -152,9 +152,13 @@ def _installed_version(dist: str) -> str | None:
         return None
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (also used for checkpoints and evaluation records)."""
+    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -189,7 +193,7 @@ def _build(model: PypiModel, target: Path) -> None:
         for d in (out, work):
             d.mkdir()
         _CONVERTERS[model.name](out, work)
-        files = {p.name: _sha256(p) for p in sorted(out.iterdir())}
+        files = {p.name: sha256_file(p) for p in sorted(out.iterdir())}
         record = {"spec": PREFIX + model.name, "converter_version": CONVERTER_VERSION,
                   "packages": {d: _installed_version(d) for d in model.packages},
                   "transformers": _installed_version("transformers"), "files": files,

@@ -20,7 +20,6 @@ previous checkpoint is untouched, since older checkpoints are only pruned after 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.pretrained import sha256_file
 from train import distributed as tdist
 from train.export import export_projector
 
@@ -217,16 +217,8 @@ class Checkpointer:
 
 def _file_manifest(path: Path) -> dict[str, list]:
     """``{relative name: [bytes, sha256]}`` of every file of a step directory but train_state.json."""
-    return {str(f.relative_to(path)): [f.stat().st_size, _sha256(f)]
+    return {str(f.relative_to(path)): [f.stat().st_size, sha256_file(f)]
             for f in sorted(path.rglob("*")) if f.is_file() and f.name != STATE_FILE}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(path: Path) -> str | None:
@@ -242,7 +234,7 @@ def verify(path: Path) -> str | None:
             return f"{name} is missing"
         if file.stat().st_size != size:
             return f"{name} has {file.stat().st_size} bytes, {size} were written"
-        if _sha256(file) != sha:
+        if sha256_file(file) != sha:
             return f"{name} does not match its sha256"
     return None
 
