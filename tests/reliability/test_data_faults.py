@@ -43,6 +43,14 @@ def _texts(root) -> dict[str, str]:
     return out
 
 
+def _one_epoch(batches):
+    """The batches of epoch 0 (the loader streams on forever; batches left with no usable sample are not yielded)."""
+    for batch in batches:
+        if batch["epoch"] != 0:
+            return
+        yield batch
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_shards_damaged_mid_epoch_are_skipped_counted_and_named(shards, workers, caplog):
     truth = _texts(shards)
@@ -58,11 +66,7 @@ def test_shards_damaged_mid_epoch_are_skipped_counted_and_named(shards, workers,
     tar = shards / "shard-000005.tar"
     tar.write_bytes(tar.read_bytes()[: tar.stat().st_size // 2])
     caplog.set_level(logging.WARNING)
-    batches = [first]
-    for batch in it:  # to the end of the epoch (batches left with no usable sample are not yielded)
-        if batch["epoch"] != 0:
-            break
-        batches.append(batch)
+    batches = [first, *_one_epoch(it)]
     seen = [(k, t) for b in batches for k, t in zip(b["keys"], b["texts"])]
     bad = dict(loader.stats.bad)
     assert set(bad) <= MID_STREAM_REASONS and bad, bad
@@ -78,15 +82,15 @@ def test_a_sample_table_that_no_longer_matches_its_tar_is_rescanned(shards, capl
     old offsets: that could pair one sample's audio with another's transcript."""
     truth = _texts(shards)
     stale = (shards / "shard-000001.tar.idx").read_text()
-    other = make_shard_set(shards.parent / "other", 60, seed=7)  # bigger shards, other keys
+    other = make_shard_set(shards.parent / "other", 60, seed=7, prefix="alt")  # other keys, other sizes
     shutil.copy(other / "shard-000000.tar", shards / "shard-000001.tar")
     (shards / "shard-000001.tar.idx").write_text(stale)
     truth.update(_texts(other))
     caplog.set_level(logging.WARNING)
     loader = _loader(shards, num_workers=0)
     assert "shard-000001.tar does not match its sample table" in caplog.text
-    seen = [(k, t) for b in loader for k, t in zip(b["keys"], b["texts"])]
-    assert all(truth[k] == t for k, t in seen) and not loader.stats.bad
+    seen = [(k, t) for b in _one_epoch(loader) for k, t in zip(b["keys"], b["texts"])]
+    assert len(seen) == len(loader.catalogs[0]) and all(truth[k] == t for k, t in seen) and not loader.stats.bad
 
 
 def test_an_index_listing_other_counts_than_the_table_is_rescanned(shards, caplog):
