@@ -7,8 +7,8 @@ the step, so an interrupted and resumed run must end with exactly the weights of
 
 Prints one JSON line at the end: status ("finished", "preempted" or the error), the final weights' sha256, the step
 resumed from, and the skipped-update count. --save-delay holds each checkpoint between DeepSpeed's files and
-train_state.json (a slow filesystem), so a test can kill the process mid-save; --step-sleep slows steps down so a
-signal lands mid-run.
+train_state.json (a slow filesystem; every save after the first), so a test can kill the process mid-save;
+--step-sleep slows steps down so a signal lands mid-run.
 """
 
 from __future__ import annotations
@@ -138,10 +138,14 @@ def main() -> None:
     if args.save_delay:
         save = engine.save_checkpoint
 
+        saves = []
+
         def slow_save(*a, **kw):
             save(*a, **kw)
             print("saving", flush=True)  # the DeepSpeed files are on disk, train_state.json is not
-            time.sleep(args.save_delay)
+            if saves:  # the first checkpoint completes normally: there is always an earlier one to fall back to
+                time.sleep(args.save_delay)
+            saves.append(1)
 
         engine.save_checkpoint = slow_save
     checkpointer = Checkpointer(args.run_dir, CheckpointConfig(every_steps=args.every, keep_last=args.keep_last))
