@@ -113,8 +113,13 @@ def _preempt_once(run_dir: Path, signals: int = 1) -> dict:
     return json.loads(lines[-1])
 
 
-def test_ten_preemptions_in_a_row_end_with_the_uninterrupted_weights(tmp_path):
-    uninterrupted = _run(tmp_path / "straight", steps=40, every=0)
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    """The 40-step run the preemption tests must match."""
+    return _run(tmp_path_factory.mktemp("straight40"), steps=40, every=0)
+
+
+def test_ten_preemptions_in_a_row_end_with_the_uninterrupted_weights(tmp_path, uninterrupted):
     run_dir = tmp_path / "preempted"
     resumed = []
     for _ in range(10):
@@ -127,8 +132,7 @@ def test_ten_preemptions_in_a_row_end_with_the_uninterrupted_weights(tmp_path):
     assert out["status"] == "finished" and out["weights"] == uninterrupted["weights"]
 
 
-def test_a_burst_of_signals_checkpoints_once_and_resumes_exactly(tmp_path):
-    uninterrupted = _run(tmp_path / "straight", steps=40, every=0)
+def test_a_burst_of_signals_checkpoints_once_and_resumes_exactly(tmp_path, uninterrupted):
     out = _preempt_once(tmp_path / "burst", signals=10)
     assert out["status"] == "preempted"
     assert len(_steps(tmp_path / "burst")) == 1
