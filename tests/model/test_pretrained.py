@@ -106,6 +106,31 @@ def test_hub_names_and_paths_pass_through_untouched(tmp_path):
     assert resolve_model(str(tmp_path)) == str(tmp_path)
 
 
+def test_found_offline_knows_local_directories_and_the_hf_cache(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert pretrained.found_offline(str(tmp_path))
+    assert not pretrained.found_offline(str(tmp_path / "no-such-dir"))
+    assert not pretrained.found_offline("speechllm-align-tests/not-cached")
+    # The hub cache layout: refs/main names the snapshot that holds the files.
+    repo = tmp_path / "hub" / "models--speechllm-align-tests--cached"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    (repo / "snapshots" / ("0" * 40)).mkdir(parents=True)
+    assert not pretrained.found_offline("speechllm-align-tests/cached")  # a snapshot without config.json
+    (repo / "snapshots" / ("0" * 40) / "config.json").write_text("{}")
+    assert pretrained.found_offline("speechllm-align-tests/cached")
+
+
+def test_uncached_hub_names_fail_before_transformers_asks_the_hub():
+    # Without the check transformers retries the hub for an adapter config (~20 s without network) before failing.
+    with pytest.raises(OSError, match="It is neither"):
+        load_llm(LLMConfig(name_or_path="speechllm-align-tests/no-such-llm"))
+    with pytest.raises(OSError, match="It is neither"):
+        build_encoder(EncoderConfig(name_or_path="speechllm-align-tests/no-such-encoder"))
+
+
 def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path))
     assert pretrained.default_cache_dir() == tmp_path
