@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,17 @@ def test_a_hung_rank_times_out_the_job_and_is_reported(tone_world):  # noqa: F81
                              "-m", "train.pretrain", "--config", str(config)], cwd=REPO,
                             env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    stopping, timed_out = threading.Event(), threading.Event()
+
+    def read_output():
+        for line in proc.stdout:
+            lines.append(line)
+            if stopping.is_set() and "timed out" in line.lower():  # the config dump names the timeout setting too
+                timed_out.set()
+
+    reader = threading.Thread(target=read_output, daemon=True)
+    reader.start()
     metrics = run_dir / "metrics.jsonl"
     stopped = None
     try:
@@ -61,10 +73,17 @@ def test_a_hung_rank_times_out_the_job_and_is_reported(tone_world):  # noqa: F81
                                          if x.endswith("}")):
                 break
             time.sleep(0.05)
-        assert proc.poll() is None, proc.stdout.read()[-4000:]
+        assert proc.poll() is None, "".join(lines)[-4000:]
         stopped = _rank_pids(proc.pid)[1]
+        stopping.set()
         os.kill(stopped, signal.SIGSTOP)
-        log, _ = proc.communicate(timeout=240)  # a job that hangs instead of failing ends the test here
+        # A job that hangs instead of failing ends the test here.
+        assert timed_out.wait(timeout=240), "no collective timed out:\n" + "".join(lines)[-4000:]
+        # The hang is detected. Let the stopped rank run again so it takes torchrun's SIGTERM now, instead of
+        # torchrun waiting out its 30 s grace before SIGKILL: that wait is the launcher's, not what is tested.
+        os.kill(stopped, signal.SIGCONT)
+        proc.wait(timeout=120)
+        reader.join(timeout=30)
     finally:
         if stopped is not None:
             for sig in (signal.SIGKILL, signal.SIGCONT):
@@ -73,6 +92,6 @@ def test_a_hung_rank_times_out_the_job_and_is_reported(tone_world):  # noqa: F81
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    log = "".join(lines)
     assert proc.returncode != 0
-    assert "timed out" in log.lower() or "timeout" in log.lower(), log[-4000:]
     assert "rank 0" in log or "rank 1" in log, log[-4000:]
