@@ -335,7 +335,8 @@ def markdown_table(results: Sequence[dict], bold_best: bool = True) -> str:
         out.append("**Not comparable:** " + " ".join(c[0].upper() + c[1:] for c in clashes))
     footnotes.append(_bounds_footnote(results))
     st = next((r["normalization"]["st_metric"] for r in results if r.get("normalization")), "comet")
-    if lacking := [_label(r) for r in results if _value(r, "normalized_average") is None]:
+    degenerate = any((r.get("normalization") or {}).get("degenerate") for r in results)  # said by the bounds note
+    if not degenerate and (lacking := [_label(r) for r in results if _value(r, "normalized_average") is None]):
         footnotes.append(f"- norm. avg. missing for {', '.join(lacking)}: needs WER, {st.upper()} and F1"
                          + ("; COMET needs a local checkpoint, see README." if st == "comet" else "."))
     footnotes += ["- " + _provenance(r) for r in results]

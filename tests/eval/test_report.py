@@ -317,6 +317,7 @@ def test_renormalize_errors(bounded):
         "sqa/f1"] and not [k for k in kept["metrics"] if k.startswith("normalized/")]
     table = report_markdown([kept])
     assert "norm. avg. not computed: lower bound" in table and "same F1" in table and "raw metrics" in table
+    assert "norm. avg. missing" not in table  # the runs have their scores: the bounds are what is missing
     with pytest.raises(ValueError, match="st_metric"):
         renormalize([bounded["run"]], lower, upper, "chrf")
 
