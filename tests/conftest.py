@@ -15,10 +15,74 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `make test` runs two pytest-xdist workers on the machine's cores: each worker's torch (and the runs it starts)
+# gets its share of the cores instead of every worker starting a thread per core and all of them contending.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 # Triton kernels (model/kernels/) run under Triton's CPU interpreter where there is no GPU: same code, checked
 # against the torch reference. Must be set before triton.jit decorates them, i.e. before any test imports them.
 if not os.environ.get("CUDA_VISIBLE_DEVICES") and not os.path.exists("/dev/nvidia0"):
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# `make test` runs `--dist loadfile`: a test file runs on one worker, so module fixtures (a reference run, a
+# converted model) are built once. Files that share an expensive session fixture also go together, so that it is
+# built once too; files that share only cheap ones (shard sets, tone_world) may split.
+_SHARED_FIXTURE_GROUPS = {
+    "tests/train/test_pretrain.py": "trained-projector",  # `trained`: a 120-step pretraining run
+    "tests/train/test_finetune.py": "trained-projector",
+}
+# The groups that take longest (minutes on 2 cores), longest first: they start first so that no worker is left
+# running one of them alone at the end. Everything else follows in xdist's order (most tests first).
+_LONGEST_GROUPS = (
+    "trained-projector", "tests/slurm/test_slurm.py", "tests/eval/test_run.py",
+    "tests/reliability/test_checkpoint_faults.py", "tests/model/test_pretrained.py",
+)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: ignored where xdist is not installed
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from collections import OrderedDict
+
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesAndSharedFixtures(LoadScopeScheduling):
+        # (xdist's own loadgroup marks do not work with pytest 9: it renames `item._nodeid`, which pytest 9 ignores.)
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return _SHARED_FIXTURE_GROUPS.get(path, path)
+
+        def _assign_work_unit(self, node) -> None:
+            if not getattr(self, "_longest_first", False):  # the first assignment: the queue is complete
+                self._longest_first = True
+                rank = {scope: i for i, scope in enumerate(_LONGEST_GROUPS)}
+                order = sorted(self.workqueue, key=lambda scope: rank.get(scope, len(rank)))  # stable
+                self.workqueue = OrderedDict((scope, self.workqueue[scope]) for scope in order)
+            super()._assign_work_unit(node)
+
+    return FilesAndSharedFixtures(config, log)
+
+
+def training_rank_pid(run_dir: Path, rank: int) -> int:
+    """The training process of global `rank` that writes `run_dir`: its config (`<run_dir>.yaml`, see
+    tests/train/conftest.py) is on its command line and torchrun put RANK in its environment. The launchers
+    (torchrun, train.launch) name the config too and are skipped."""
+    needle = str(run_dir).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        launcher = b"train.launch" in cmdline or b"torch.distributed.run" in cmdline
+        if b"train.pretrain" in cmdline and needle in cmdline and f"RANK={rank}".encode() in environ and not launcher:
+            return int(proc.name)
+    raise AssertionError(f"no training process with RANK={rank} for {run_dir}")
+
 
 WORDS = ("the quick brown fox jumps over a lazy dog while seven small birds sing near an old river bank "
          "under bright morning light and children walk slowly to school").split()
@@ -119,3 +183,4 @@ def tiny_tokenizer_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tokenizer")
     fast.save_pretrained(out)
     return out
+

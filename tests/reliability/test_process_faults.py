@@ -13,34 +13,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, training_rank_pid
 from tests.train.conftest import tone_world, write_config  # noqa: F401  (fixture)
 
 TIMEOUT_MINUTES = 0.25
-
-
-def _rank_pids(launcher_pid: int) -> dict[int, int]:
-    """rank -> pid of the torchrun workers under the launcher (their RANK environment variable)."""
-    out = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent != launcher_pid:
-            continue
-        env = dict(v.split(b"=", 1) for v in environ if b"=" in v)
-        if b"RANK" in env and b"LOCAL_RANK" in env:
-            out[int(env[b"RANK"])] = int(entry.name)
-    return out
 
 
 @pytest.mark.distributed
@@ -74,7 +53,7 @@ def test_a_hung_rank_times_out_the_job_and_is_reported(tone_world):  # noqa: F81
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "".join(lines)[-4000:]
-        stopped = _rank_pids(proc.pid)[1]
+        stopped = training_rank_pid(run_dir, rank=1)
         stopping.set()
         os.kill(stopped, signal.SIGSTOP)
         # A job that hangs instead of failing ends the test here.

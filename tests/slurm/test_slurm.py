@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, training_rank_pid
 from tests.train.conftest import assert_same_run, rows, tone_world, write_config  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -115,7 +115,7 @@ def test_a_killed_rank_fails_the_job_fast_and_is_named(cluster, tone_world):  # 
     out = run_dir.parent / "slurm-killed.out"
     job = _job_id(_sbatch(_config(tone_world, run_dir, 100_000), out))
     _wait(lambda: _steps(run_dir) >= 2, 300, "the first steps", out)
-    victim = _worker_pid(run_dir, rank=1)
+    victim = training_rank_pid(run_dir, rank=1)
     os.kill(victim, 9)
     killed_at = time.monotonic()
     _wait(lambda: not _in_queue(job), 120, "the job to fail after a rank was killed", out)
@@ -124,23 +124,6 @@ def test_a_killed_rank_fails_the_job_fast_and_is_named(cluster, tone_world):  # 
     named = r"train\.launch: rank 1 \(local rank 0 on n[12]\) was killed by signal 9 \(SIGKILL\)"
     assert re.search(named, log), log[-6000:]
     assert "job step failed" in log and "requeueing" not in log
-
-
-def _worker_pid(run_dir: Path, rank: int) -> int:
-    """The training process of global `rank` in the job that writes `run_dir` (torchrun sets RANK for it)."""
-    needle = str(run_dir).encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-            environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"train.pretrain" in cmdline and needle in cmdline and f"RANK={rank}".encode() in environ \
-                and b"train.launch" not in cmdline:
-            return int(proc.name)
-    raise AssertionError(f"no worker process with RANK={rank} for {run_dir}")
 
 
 def test_scancel_without_requeue_leaves_a_complete_checkpoint(cluster, tone_world):  # noqa: F811
