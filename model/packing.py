@@ -137,7 +137,7 @@ def packed_inputs(model, embeds: Tensor, mask: Tensor, shift: Tensor | None, mod
     Args:
         model: the HF causal LM (its config says the attention implementation and any sliding window).
         embeds: ``[B, N, D]``; mask: ``[B, N]`` True at valid positions.
-        shift: ``[B]`` position offsets or None.
+        shift: ``[B]`` position offsets, one int for all, or None.
         mode: "varlen" (flash-attn: one row + ``cu_seq_lens``) or "rows" (block-diagonal masks).
         capacity: row length for "rows" (0: the longest sequence).
 
@@ -149,7 +149,8 @@ def packed_inputs(model, embeds: Tensor, mask: Tensor, shift: Tensor | None, mod
     seq, local = _segment_ids(plan, embeds.device)
     position_ids = local.clone()
     if shift is not None:
-        offsets = torch.as_tensor(shift, device=embeds.device).long()
+        # An int shift (as `SpeechLLM.speech_hidden_states` accepts) is the same offset for every sequence.
+        offsets = torch.as_tensor(shift, device=embeds.device).long().expand(mask.shape[0])
         position_ids += torch.where(seq >= 0, offsets[seq.clamp(min=0)], 0)
     kwargs = {"inputs_embeds": pack(embeds, mask, plan), "position_ids": position_ids}
     if mode == "varlen":

@@ -20,6 +20,7 @@ from torch import nn
 
 from model.llm import (
     LLMConfig,
+    checkpointed_layers,
     decoder_of,
     freeze,
     llm_hidden_states,
@@ -126,13 +127,19 @@ class SpeechLLM(nn.Module):
         if shift is None:
             shift = self.draw_position_shift(embeds.shape[0])
         mode = self.packing_mode
-        if mode != "off":
-            plan, inputs = packed_inputs(self.llm, embeds, mask, shift, mode, self.cfg.pack_capacity)
-            states = llm_hidden_states(self.llm, layers=layers, early_stop=self.cfg.early_stop, **inputs)
-            return {layer: unpack(h, mask, plan) for layer, h in states.items()}
-        position_ids = position_ids_from_mask(mask, None if shift is None else torch.as_tensor(shift).to(mask.device))
-        return llm_hidden_states(self.llm, embeds, mask, layers, position_ids=position_ids,
-                                 early_stop=self.cfg.early_stop)
+        with self._checkpointing():
+            if mode != "off":
+                plan, inputs = packed_inputs(self.llm, embeds, mask, shift, mode, self.cfg.pack_capacity)
+                states = llm_hidden_states(self.llm, layers=layers, early_stop=self.cfg.early_stop, **inputs)
+                return {layer: unpack(h, mask, plan) for layer, h in states.items()}
+            position_ids = position_ids_from_mask(mask, None if shift is None
+                                                  else torch.as_tensor(shift).to(mask.device))
+            return llm_hidden_states(self.llm, embeds, mask, layers, position_ids=position_ids,
+                                     early_stop=self.cfg.early_stop)
+
+    def _checkpointing(self):
+        """Activation checkpointing of the LLM's decoder layers (``cfg.activation_checkpointing``) for one call."""
+        return checkpointed_layers(self.llm, self.cfg.activation_checkpointing)
 
     @property
     def packing_mode(self) -> str:
@@ -281,8 +288,9 @@ class SpeechLLM(nn.Module):
 
         No position shift here: prompts must look at training time as they do at inference.
         """
-        out = self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                       position_ids=position_ids_from_mask(attention_mask), use_cache=False)
+        with self._checkpointing():
+            out = self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                           position_ids=position_ids_from_mask(attention_mask), use_cache=False)
         return out.logits
 
     def answer_logits(self, batch: PromptBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,7 +302,8 @@ class SpeechLLM(nn.Module):
         """
         n = self.num_layers
         position_ids = position_ids_from_mask(batch.attention_mask)
-        hidden = llm_hidden_states(self.llm, batch.inputs_embeds, batch.attention_mask, [n], position_ids)[n]
+        with self._checkpointing():
+            hidden = llm_hidden_states(self.llm, batch.inputs_embeds, batch.attention_mask, [n], position_ids)[n]
         targets = batch.labels[:, 1:]
         keep = targets != IGNORE_INDEX
         logits = self.llm.get_output_embeddings()(hidden[:, :-1][keep])

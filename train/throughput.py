@@ -2,6 +2,7 @@
 
     python -m train.throughput                        # the paper's stack, 400 h and 1,400 h, 5 epochs, H100 bf16
     python -m train.throughput --mfu 0.2 --peak-tflops 989 --hours 400 1400 --epochs 5
+    python -m train.throughput --memory               # peak memory per GPU of every paper recipe (train/memory.py)
 
 What one training step computes per second of audio (attention scores are left out: at ~12 speech tokens per
 second and utterances under 45 s they are < 1 % of the matmuls at LLM widths):
@@ -107,14 +108,61 @@ def paper_stack() -> Stack:
                  llm_params=_params(llm.model.layers))
 
 
+PAPER_RECIPES = ("contr-cos-all", "contr-wasser-all", "contr-cos-emb", "contr-wasser-emb", "contr-cos-all-asr",
+                 "contr-wasser-all-asr", "asr-pretrain", "contr-cos-all-1400h", "whisper-gemma-mlp", "whisper-linear")
+
+
+def memory_table(configs: list[str], world: int, overrides: list[str], attention: str = "sdpa") -> str:
+    """Markdown table of `train.memory.estimate` for each config, without and with activation checkpointing."""
+    from train.config import load_config
+    from train.memory import estimate, fits
+    from train.pretrain import PretrainConfig
+
+    head = ("| recipe | ZeRO | weights | projector + optimizer | LLM activations (ckpt) | ASR term (ckpt) | loss | "
+            "peak GB | peak GB, ckpt | fits 40 GB | fits 80 GB |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for path in configs:
+        plain = estimate(load_config(PretrainConfig, path, [*overrides, "llm.activation_checkpointing=false"]),
+                         world, attention)
+        ckpt = estimate(load_config(PretrainConfig, path, [*overrides, "llm.activation_checkpointing=true"]),
+                        world, attention)
+
+        def fit(card: int, plain=plain, ckpt=ckpt) -> str:
+            return "yes" if fits(plain["peak"], card) else "with ckpt" if fits(ckpt["peak"], card) else "no"
+
+        name = path.rsplit("/", 1)[-1].removesuffix(".yaml")
+        lines.append(f"| {name} | {plain['zero_stage']} | {gb(plain['weights'])} | {gb(plain['trainable'])} | "
+                     f"{gb(plain['activations'])} ({gb(ckpt['activations'] + ckpt['recompute'])}) | "
+                     f"{gb(plain['asr'])} ({gb(ckpt['asr'])}) | {gb(plain['loss'])} | {gb(plain['peak'])} | "
+                     f"{gb(ckpt['peak'])} | {fit(40)} | {fit(80)} |")
+    return "\n".join(lines)
+
+
+def gb(x: float) -> str:
+    return f"{x / 1e9:.1f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--memory", action="store_true", help="peak memory per GPU of recipes instead (train/memory.py)")
+    p.add_argument("--config", nargs="+", default=None, help="--memory: recipe YAMLs (default: the paper recipes)")
+    p.add_argument("--world", type=int, default=4, help="--memory: GPUs in the job (paper: 4)")
+    p.add_argument("--attention", choices=("sdpa", "flash"), default="sdpa",
+                   help="--memory: sdpa with masks (default install) or flash-attn / varlen packing")
+    p.add_argument("overrides", nargs="*", help="--memory: key=value settings applied to every recipe")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="GPU peak (H100 SXM dense bf16: 989)")
     p.add_argument("--mfu", type=float, nargs="+", default=[0.2, 0.4], help="assumed utilisations")
     p.add_argument("--hours", type=float, nargs="+", default=[400.0, 1400.0], help="corpus sizes in audio hours")
     p.add_argument("--epochs", type=float, default=5.0, help="pretraining epochs (paper: 5)")
     p.add_argument("--gpus", type=int, default=8, help="GPUs per node, for the wall-clock column")
     args = p.parse_args(argv)
+    if args.memory:
+        from pathlib import Path
+
+        configs = args.config or [str(Path(__file__).parent / "configs" / f"{r}.yaml") for r in PAPER_RECIPES]
+        print(f"Peak memory per GPU, {args.world} GPUs, longest utterances of each recipe (train/memory.py):")
+        print(memory_table(configs, args.world, args.overrides, args.attention))
+        return 0
     stack = paper_stack()
     print(f"HuBERT-large ({stack.encoder_params / 1e6:.0f} M) + Q-Former ({stack.projector_params / 1e6:.1f} M, "
           f"{stack.speech_tokens_per_s:.2f} tokens/s) + Llama-3.1-8B ({stack.llm_params / 1e9:.2f} B in its layers)")
