@@ -103,6 +103,8 @@ def build_cache(cfg, part: int = 0, parts: int = 1, pooling: str | None = None, 
     """Writes this part's shard files and the manifest; returns counts."""
     cache_dir = Path(cfg.data.text_cache)
     llm, tokenizer = load_llm(cfg.llm)
+    if torch.cuda.is_available():  # load_llm loads onto the CPU; the job has a GPU (cache_encoder moves its model too)
+        llm = llm.cuda()
     pooling = pooling or default_pooling(cfg)
     spec = cache_spec(cfg, llm, tokenizer, pooling, dtype)
     write_manifest(cache_dir, spec, {s.name: s.path for s in cfg.data.sources})

@@ -16,7 +16,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from model.kernels.softmin import triton_available
+from model.kernels.softmin import _blocks, triton_available
+
+# Caps of the (BLOCK_N, BLOCK_D) block sizes `_MaskedMean.forward` picks (see `model.kernels.aot`).
+POOL_BLOCKS = (32, 256)
 
 if triton_available():
     import triton
@@ -49,8 +52,7 @@ class _MaskedMean(torch.autograd.Function):
         b, n, d = h.shape
         mask_u8 = mask.to(torch.uint8)
         out = torch.empty(b, d, dtype=torch.float32, device=h.device)
-        block_d = min(256, triton.next_power_of_2(d))
-        block_n = min(32, triton.next_power_of_2(n))
+        block_n, block_d = _blocks(POOL_BLOCKS, n, d)
         _masked_mean_kernel[(b, triton.cdiv(d, block_d))](h, mask_u8, out, n, d, *h.stride(), *mask_u8.stride(),
                                                           *out.stride(), BLOCK_N=block_n, BLOCK_D=block_d)
         ctx.save_for_backward(mask)

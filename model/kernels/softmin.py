@@ -28,9 +28,19 @@ except ImportError:  # pragma: no cover - exercised on machines without triton
 
 __all__ = ["softmin_pairs", "softmin_plan_grad", "LastSoftmin", "triton_available"]
 
+# Caps of the (BLOCK_R, BLOCK_C) block sizes the launchers pick: the one place they are set, so that
+# `model.kernels.aot` can enumerate every constexpr configuration a launch can compile.
+SOFTMIN_BLOCKS = (64, 128)  # _softmin_kernel, launched by softmin_pairs
+PLAN_GRAD_BLOCKS = (32, 64)  # _plan_grad_kernel, launched by softmin_plan_grad
+
 
 def triton_available() -> bool:
     return triton is not None
+
+
+def _blocks(caps: tuple[int, int], n_rows: int, n_cols: int) -> tuple[int, int]:
+    """The constexpr block sizes for a launch: each size's next power of two, at most its cap."""
+    return min(caps[0], triton.next_power_of_2(n_rows)), min(caps[1], triton.next_power_of_2(n_cols))
 
 
 if triton is not None:
@@ -129,8 +139,7 @@ def softmin_pairs(eps: Tensor, cost: Tensor, h: Tensor, dim: int) -> Tensor:
     paired, pairs, _, c, hh, ee = _as_pair_grid(eps, cost, h, dim)
     n_rows, n_cols = c.shape[-2:]
     out = torch.empty(*pairs, n_rows, dtype=torch.float32, device=c.device)
-    block_r = min(64, triton.next_power_of_2(n_rows))
-    block_c = min(128, triton.next_power_of_2(n_cols))
+    block_r, block_c = _blocks(SOFTMIN_BLOCKS, n_rows, n_cols)
     grid = (pairs[0] * pairs[1], triton.cdiv(n_rows, block_r))
     _softmin_kernel[grid](c, hh, ee, out, n_rows, n_cols, pairs[1], *c.stride(), *hh.stride(), *ee.stride(),
                           *out.stride(), BLOCK_R=block_r, BLOCK_C=block_c)
@@ -164,8 +173,7 @@ def softmin_plan_grad(eps: Tensor, cost: Tensor, h: Tensor, f: Tensor, grad_f: T
     out = torch.empty(cost4.shape, dtype=torch.float32, device=cost.device)
     o = out.transpose(-1, -2) if dim == -2 else out
     n_rows, n_cols = c.shape[-2:]
-    block_r = min(32, triton.next_power_of_2(n_rows))
-    block_c = min(64, triton.next_power_of_2(n_cols))
+    block_r, block_c = _blocks(PLAN_GRAD_BLOCKS, n_rows, n_cols)
     grid = (out.shape[0] * out.shape[1], triton.cdiv(n_rows, block_r), triton.cdiv(n_cols, block_c))
     _plan_grad_kernel[grid](c, hh, ee, f, grad_f, o, n_rows, n_cols, pairs[0], pairs[1], out.shape[0],
                             out.shape[1], *c.stride(), *hh.stride(), *ee.stride(), *f.stride(), *grad_f.stride(),
