@@ -309,7 +309,8 @@ class ContrastiveLoss(nn.Module):
             return self.cfg.temperature
         with torch.no_grad():
             self.log_logit_scale.clamp_(0.0, math.log(MAX_LOGIT_SCALE))
-        return torch.exp(-self.log_logit_scale[0])
+        scale = self.log_logit_scale[0]  # bf16 under DeepSpeed's bf16: exp in fp32, not rounded to 8 bits again
+        return torch.exp(-scale.to(torch.promote_types(scale.dtype, torch.float32)))
 
     def forward(self, speech_states: dict[int, Tensor], speech_mask: Tensor, text_states: dict[int, Tensor],
                 text_mask: Tensor, keys: list[str] | None = None,

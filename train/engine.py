@@ -40,7 +40,8 @@ class EngineConfig:
     """DeepSpeed JSON: a name in ds_configs/ (zero1, zero2, zero3, zero2_offload, zero3_offload) or a path."""
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     """Compute precision of the engine: auto = the JSON's setting (bf16) on GPU and fp32 on CPU, where bf16 matmuls
-    are slow and exact-resume tests want plain fp32."""
+    are slow and the tests compare against fp32 references. bf16 runs on DeepSpeed's CPU accelerator as well (force
+    it with "bf16" to check a GPU recipe's precision on CPU; ZeRO-2/3 with exact resume: tests/train/test_bf16.py)."""
     grad_accum: int = 1
     """Micro-batches per optimizer step (paper: 2). Derived from `global_batch_size` when that is set."""
     global_batch_size: int = 0

@@ -110,7 +110,9 @@ class PretrainModule(StageTimer, nn.Module):
                 mask = torch.ones(cached.shape[:2], dtype=torch.bool, device=device)
             else:
                 cached, mask = batch["text_states"].to(device), batch["text_mask"].to(device).bool()
-            cached = cached.to(m.embed_dtype)
+            # Never below the cache's precision: a float32 cache of means pooled in fp32 from a bf16 LLM's states,
+            # rounded to bf16 here, would no longer equal the uncached run's fp32 pooling (the loss upcasts anyway).
+            cached = cached.to(torch.promote_types(cached.dtype, m.embed_dtype))
             return {layer: cached[:, :, i] for i, layer in enumerate(m.layers)}, mask
         text_shift = shift if m.cfg.position_shift_shared else m.draw_position_shift(batch["audio"].shape[0])
         return m.text_hidden_states(batch["text_ids"].to(device), batch["text_mask"].to(device),
