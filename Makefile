@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 DEMO_DIR := demo_out
 APT_PACKAGES := espeak-ng sox
 
-.PHONY: install install-dev install-gpu system-deps models test lint bench demo reproduce-small clean
+.PHONY: install install-dev install-gpu system-deps models test lint bench demo reproduce-small clean gpu-wheels gpu-check gpu-check-tiny
 
 ## Debian packages the synthetic corpus and the tests need (skipped when present; needs root or sudo).
 system-deps:
@@ -61,6 +61,24 @@ lint: install-dev
 ## Benchmarks write their figures into BENCHMARKS.md.
 bench: install-dev
 	$(PY) -m pytest -q -m bench tests/bench -p no:cacheprovider -s
+
+## A lent GPU (no network there, ~15 min): `make gpu-wheels` here fills gpu_wheels/ with what the GPU image lacks
+## (DeepSpeed, pydantic, geomloss, soundfile, webdataset; ~7 MiB); carry that folder, then `make gpu-check` there runs
+## the prepared check on the machine's own python3 in <= 5 min: smoke, kernels / bf16 / flash / NCCL tests, the
+## Sinkhorn kernel bench, paper-size throughput (tests/gpu/check.py). Figures: BENCHMARKS.md and $(GPU_CHECK_OUT)
+## (under $OUT when the device tool sets it, so they come back). `gpu-check-tiny`: the same stages on CPU.
+GPU_WHEELS ?= gpu_wheels
+GPU_CHECK_OUT ?= $(if $(OUT),$(OUT)/gpu_check,runs/gpu_check)
+
+gpu-wheels: install
+	$(PY) -m tests.gpu.wheels build --out $(GPU_WHEELS)
+
+gpu-check:
+	$(PYTHON) -m tests.gpu.check --wheels $(GPU_WHEELS) --out $(GPU_CHECK_OUT)
+
+## (no install stage here: the venv has the packages, and the cp312 wheels are not for its Python)
+gpu-check-tiny: install-dev
+	$(PY) -m tests.gpu.check --tiny --stages smoke tests sinkhorn throughput --out runs/gpu_check_tiny
 
 ## The main job end to end on the embedded default (train/configs/demo.yaml), ~15-20 min on 2 CPU cores:
 ## real Whisper base + Gemma 3 270M from PyPI (converted once) -> synthetic speech (ASR en/ru/de from training
