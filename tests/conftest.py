@@ -36,7 +36,7 @@ _SHARED_FIXTURE_GROUPS = {
 # running one of them alone at the end. Everything else follows in xdist's order (most tests first).
 _LONGEST_GROUPS = (
     "trained-projector", "tests/slurm/test_slurm.py", "tests/eval/test_run.py",
-    "tests/reliability/test_checkpoint_faults.py", "tests/model/test_pretrained.py",
+    "tests/reliability/test_checkpoint_faults.py", "tests/model/test_pretrained.py", "tests/model/test_kernel_aot.py",
 )
 
 
