@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core.errors import entry_point, user_errors
 from model.lora import EXPORT_PREFIX, LoraConfig, apply_lora, load_lora_weights
 from model.projectors import Projector, ProjectorConfig, build_projector
 from train import distributed as tdist
@@ -41,19 +42,38 @@ def _gathered(params: list[nn.Parameter]):
     return nullcontext()
 
 
+def _fp32_masters(named: list[tuple[str, nn.Parameter]]) -> dict[str, torch.Tensor] | None:
+    """DeepSpeed's float32 master copies of 16-bit trainable weights (collective: every rank calls it), or None
+    when the weights are float32 or no DeepSpeed optimizer holds them.
+
+    In a bf16 run the module's weights are the masters rounded to 8 significant bits; exporting those would start
+    finetuning (and every evaluation of the export) from weights the optimizer never had."""
+    if not any(p.dtype in (torch.bfloat16, torch.float16) for _, p in named):
+        return None
+    try:
+        from deepspeed.utils import safe_get_full_fp32_param
+    except ImportError:
+        return None
+    masters = {k: safe_get_full_fp32_param(p) for k, p in named}
+    return masters if all(m is not None for m in masters.values()) else None
+
+
 def export_projector(module: nn.Module, out_dir: str | Path, meta: dict) -> Path | None:
     """Writes the trainable weights of `module` (PretrainModule or a bare projector) to `out_dir`.
 
-    Collective under ZeRO-3 (every rank must call it); only rank 0 writes. Keys drop the ``speech_llm.projector.``
+    Collective under ZeRO-3, and in 16-bit runs (every rank must call it); only rank 0 writes. In bf16/fp16 runs the
+    weights are DeepSpeed's float32 masters, not the rounded module copy. Keys drop the ``speech_llm.projector.``
     prefix so that `load_projector` loads them straight into a fresh projector.
     """
     from safetensors.torch import save_file
 
     named = [(k, p) for k, p in module.named_parameters() if p.requires_grad]
-    with _gathered([p for _, p in named]):
+    masters = _fp32_masters(named)
+    with _gathered([p for _, p in named]) if masters is None else nullcontext():
         if not tdist.is_main():
             return None
-        tensors = {_short(k): p.detach().to("cpu", torch.float32).contiguous().clone() for k, p in named}
+        weights = masters or {k: p.detach() for k, p in named}
+        tensors = {_short(k): weights[k].to("cpu", torch.float32).contiguous().clone() for k, _ in named}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out / WEIGHTS), metadata={"format": "pt"})
@@ -108,17 +128,15 @@ def load_adapters(path: str | Path, speech_llm) -> int:
     return len(weights)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="a step_XXXXXXXX checkpoint directory (or an export)")
     parser.add_argument("out", type=Path, help="directory to write projector.safetensors + projector.json into")
     args = parser.parse_args(argv)
-    try:
+    with user_errors(ValueError):  # weights that do not match their projector.json
         projector, meta = load_projector(args.checkpoint)  # validates before copying
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS, META):
         shutil.copy2(args.checkpoint / name, args.out / name)

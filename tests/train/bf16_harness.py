@@ -61,6 +61,8 @@ class EngineProbe:
 
     def __init__(self):
         self.grads: dict[str, torch.Tensor] = {}
+        self.masters: dict[str, torch.Tensor] = {}
+        """DeepSpeed's fp32 master of each trainable parameter after the latest step."""
         self.dtypes: dict[str, set[torch.dtype]] = defaultdict(set)
         self.optimizer = ""
 
@@ -83,6 +85,8 @@ class EngineProbe:
             if first:
                 self.grads = {n: safe_get_full_grad(p).float().clone() for n, p in trainable}
             out = step(*args, **kwargs)
+            if boundary:
+                self.masters = {n: safe_get_full_fp32_param(p).clone() for n, p in trainable}
             if first:
                 self.optimizer = type(engine.optimizer).__name__
                 for _, p in trainable:

@@ -26,6 +26,7 @@ import math
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from tests.train.bf16_harness import (
     EngineProbe,
@@ -39,6 +40,7 @@ from tests.train.bf16_harness import (
     rows,
     run_in_process,
 )
+from train.export import _short
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="runs DeepSpeed's CPU accelerator with gloo in "
                                 "this process; on a CUDA machine DeepSpeed and train.distributed pick the GPU")
@@ -148,6 +150,13 @@ def _train_resume_and_compare(world, tmp_path, monkeypatch, kind: str, zero: str
     if kind == "wasser":
         assert seen["sinkhorn_divergence_matrix"] == {"float32->float32"}, seen
 
+    # The exported projector (and the adapters) are the fp32 masters, not their bf16 rounding the module holds.
+    exported = load_file(str(full / "projector" / "projector.safetensors"))
+    assert exported.keys() == {_short(n) for n in probe.masters}
+    for name, master in probe.masters.items():
+        assert torch.equal(exported[_short(name)], master.cpu()), name
+    assert any(not torch.equal(t, t.bfloat16().float()) for t in exported.values())
+
     history = rows(full)
     assert [r["step"] for r in history] == list(range(1, STEPS + 1))
     assert all(math.isfinite(v) for r in history for v in logged_losses(r).values()), history
@@ -234,15 +243,14 @@ def test_every_loss_term_reduces_bf16_inputs_in_fp32():
     it upcasts before summing, not after (a bf16 mean over hundreds of tokens, or a bf16 softmax over the batch,
     would differ). Covers what the training matrix above does not reach: the 3-D next-token loss, symmetric InfoNCE,
     and a learned temperature that DeepSpeed casts to bf16 with the module."""
-    from model.losses import (
-        AlignmentObjective,
-        LossConfig,
+    from model.loss_functions import (
         asr_loss,
         cosine_similarity_matrix,
         info_nce,
         masked_mean_pool,
         wasserstein_similarity_matrix,
     )
+    from model.losses import AlignmentObjective, LossConfig
     from model.sinkhorn import sinkhorn_divergence_matrix
 
     g = torch.Generator().manual_seed(0)
