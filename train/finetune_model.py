@@ -13,7 +13,7 @@ from collections import Counter
 import torch
 from torch import nn
 
-from model.losses import asr_loss, check_finite
+from model.loss_functions import asr_loss, check_finite
 from model.speech_llm import SpeechLLM
 from train.pretrain_model import StageTimer, encode
 from train.tasks import TaskConfig, training_example

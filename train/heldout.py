@@ -22,7 +22,8 @@ import torch
 
 from data.stream import SourceConfig, StreamConfig, StreamLoader
 from eval.retrieval import retrieval_metrics
-from model.losses import ContrastiveLoss, LossConfig, l2_normalize, masked_mean_pool
+from model.loss_functions import l2_normalize, masked_mean_pool
+from model.losses import ContrastiveLoss, LossConfig
 from train import distributed as tdist
 
 __all__ = ["HeldoutConfig", "HeldoutEvaluator"]

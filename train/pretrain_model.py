@@ -17,7 +17,8 @@ from torch import nn
 
 from model.encoders import EncoderConfig, EncoderOutput, build_encoder
 from model.llm import LLMConfig, load_llm
-from model.losses import AlignmentObjective, LossConfig, asr_loss
+from model.loss_functions import asr_loss
+from model.losses import AlignmentObjective, LossConfig
 from model.projectors import ProjectorConfig, build_projector
 from model.speech_llm import SpeechLLM
 

@@ -1,9 +1,9 @@
 """Triton kernel: masked mean-pool of LLM hidden states, read once, for the cosine InfoNCE of all layers.
 
 The cosine loss depends on each layer's ``[B, N, D]`` states only through their masked mean over tokens
-(`model.losses.masked_mean_pool`). The torch reference zero-fills the padding (a copy, because padded states can be
-NaN), upcasts and sums: three passes over states that are, at 7 layers x B x N x 4096 in bf16, the largest tensors
-the loss touches. This kernel reads each state once, skips padded tokens by mask (so NaN padding never enters),
+(`model.loss_functions.masked_mean_pool`). The torch reference zero-fills the padding (a copy, because padded states
+can be NaN), upcasts and sums: three passes over states that are, at 7 layers x B x N x 4096 in bf16, the largest
+tensors the loss touches. This kernel reads each state once, skips padded tokens by mask (so NaN padding never enters),
 accumulates in float32 and divides by the token count. Backward needs no kernel: the gradient of a mean is the
 upstream gradient spread over the valid tokens.
 
@@ -68,7 +68,7 @@ class _MaskedMean(torch.autograd.Function):
 
 def masked_mean_pool_fused(h: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``h [B, N, D]`` over the tokens where ``mask [B, N]`` is True, float32 ``[B, D]``; equals
-    `model.losses.masked_mean_pool` (padding may hold NaN; rows without tokens pool to zeros)."""
+    `model.loss_functions.masked_mean_pool` (padding may hold NaN; rows without tokens pool to zeros)."""
     if not triton_available():
         raise RuntimeError("triton is not installed: use loss.kernels=torch")
     return _MaskedMean.apply(h, mask.bool())

@@ -82,7 +82,7 @@ def test_last_softmin_backward_compiled_equals_autograd(device, tiny, record_pro
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
 def test_fused_masked_mean_pool_compiled_equals_reference(device, tiny, record_property, dtype):
     from model.kernels.pooling import masked_mean_pool_fused
-    from model.losses import masked_mean_pool
+    from model.loss_functions import masked_mean_pool
 
     b, n, d = (3, 7, 16) if tiny else (10, 236, 4096)  # a paper micro-batch: 20 s = 236 speech tokens, Llama width
     g = torch.Generator().manual_seed(2)

@@ -27,7 +27,8 @@ from model.encoders import EncoderConfig, build_encoder
 from model.kernels import pooling, softmin
 from model.llm import LLMConfig, freeze
 from model.lora import LoraConfig, apply_lora
-from model.losses import LossConfig, NonFiniteLossError
+from model.loss_functions import NonFiniteLossError
+from model.losses import LossConfig
 from model.packing import packed_inputs
 from model.projectors import ProjectorConfig, build_projector
 from tests.model.device_check import (

@@ -124,7 +124,7 @@ def test_last_step_gradient_from_recomputed_plans_equals_reference(dim, shape):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_fused_masked_mean_pool_equals_reference_and_ignores_nan_padding(dtype):
     from model.kernels.pooling import masked_mean_pool_fused
-    from model.losses import masked_mean_pool
+    from model.loss_functions import masked_mean_pool
 
     g = torch.Generator().manual_seed(4)
     h = torch.randn(3, 45, 300, generator=g).to(DEVICE, dtype)

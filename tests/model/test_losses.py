@@ -9,11 +9,7 @@ import torch
 import torch.nn.functional as F
 from geomloss import SamplesLoss
 
-from model.losses import (
-    MAX_LOGIT_SCALE,
-    AlignmentObjective,
-    ContrastiveLoss,
-    LossConfig,
+from model.loss_functions import (
     NonFiniteLossError,
     answer_labels,
     asr_loss,
@@ -24,6 +20,7 @@ from model.losses import (
     span_mask,
     wasserstein_similarity_matrix,
 )
+from model.losses import MAX_LOGIT_SCALE, AlignmentObjective, ContrastiveLoss, LossConfig
 
 D = 5
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.losses import wasserstein_similarity_matrix
+from model.loss_functions import wasserstein_similarity_matrix
 from model.sinkhorn import sinkhorn_divergence_matrix, sinkhorn_divergence_pairs
 
 D = 8
