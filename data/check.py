@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from core.errors import entry_point
 from data.stream import StreamConfig, StreamLoader
 
 log = logging.getLogger("data.check")
@@ -72,8 +73,9 @@ def measure(loader: StreamLoader, batches: int, progress: bool = True) -> Stream
     return report
 
 
+@entry_point
 def main(argv=None) -> int:
-    from train.config import ConfigError, load_config
+    from train.config import load_config
 
     parser = argparse.ArgumentParser(prog="python -m data.check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, help="YAML with StreamConfig fields")
@@ -82,10 +84,7 @@ def main(argv=None) -> int:
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. batch_size=16 num_workers=4")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        cfg = load_config(StreamConfig, args.config, args.overrides)
-    except (ConfigError, FileNotFoundError) as exc:
-        parser.error(str(exc))
+    cfg = load_config(StreamConfig, args.config, args.overrides)
     loader = StreamLoader(cfg)
     report = measure(loader, min(args.batches, 10 * loader.batches_per_epoch))
     log.info("%d batches, %d samples, %.4f h of audio in %.1f s: %.4f audio h/s (first batch after %.1f s), "

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from core.errors import entry_point, user_errors
 from data.audio import BadSample, decode_audio, to_flac
 from data.corpora import registry
 from data.corpora.writer import write_corpus
@@ -196,11 +197,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     return parser, corpora
 
 
+@entry_point
 def main(argv=None) -> int:
     parser, corpora = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
+    # The importers and the writer report unusable input (a malformed corpus file, too many bad items, an --out
+    # that holds other shards) with ValueError / RuntimeError / FileExistsError naming the file and the fix.
+    with user_errors(ValueError, RuntimeError):
         if args.command in corpora:
             write_corpus(corpora[args.command], args, args.out, utts_per_shard=args.utts_per_shard,
                          workers=args.workers, seed=args.seed, task_index=args.task_index, num_tasks=args.num_tasks,
@@ -214,9 +218,6 @@ def main(argv=None) -> int:
             index = index_shard_set(args.dir, args.pattern)
             log.info("indexed %d samples, %.3f h in %d shards -> %s", index["samples"], index["hours"],
                      len(index["shards"]), args.dir / INDEX_NAME)
-    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
-        log.error("%s", exc)
-        return 2
     return 0
 
 

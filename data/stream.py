@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from core.errors import UserError
 from data.audio import TARGET_SAMPLE_RATE, BadSample, decode_audio
 from data.collate import TEXT_NORMS, LoadedSample, TextTokenizer, collate, normalize_text
 from data.plan import Planner, PlanSpec, SourceOrder, initial_state
@@ -35,8 +36,16 @@ STATE_VERSION = 1
 NAMED_WARNINGS_PER_REASON = 20
 
 
-class DataQualityError(RuntimeError):
-    """Too much of the data is unusable; the message names the counts, examples and the setting to change."""
+class DataQualityError(UserError, RuntimeError):
+    """Too much of the data is unusable; the message names the counts, examples and the setting to change.
+
+    An expected error (core.errors): a command ends on it with one ERROR line and exit status 2. Raised while
+    streaming it is ``rank_local`` (each rank reads its own share of the data, so it may be the only one to fail)."""
+
+
+class LoaderStateError(UserError, ValueError):
+    """A checkpoint's loader state cannot continue here (another version, number of ranks, data or plan settings): a
+    refused resume, an expected error (core.errors)."""
 
 
 @dataclass
@@ -389,7 +398,8 @@ class StreamLoader:
                         f"{empty_run} batches in a row (a whole epoch for rank {self.rank}) had no usable sample; "
                         f"skipped so far by reason: {reasons}, e.g. {info['dropped'][:2]}. Every sample of "
                         f"{[c.name for c in self.catalogs]} is being dropped: fix the named cause (a text or "
-                        f"encoder cache built for other shards, corrupt audio, ...) rather than training on nothing.")
+                        f"encoder cache built for other shards, corrupt audio, ...) rather than training on nothing.",
+                        rank_local=True)
                 continue
             empty_run = 0
             batch["epoch"], batch["batch_index"] = info["epoch"], info["index"]
@@ -415,7 +425,7 @@ class StreamLoader:
             raise DataQualityError(
                 f"{n_bad} of {st.attempted} samples read were bad ({dict(st.bad)}), above max_bad_fraction="
                 f"{self.cfg.max_bad_fraction}; recent: {examples}. Fix or re-prepare the named shards, or raise "
-                f"max_bad_fraction if this data is known to be noisy.")
+                f"max_bad_fraction if this data is known to be noisy.", rank_local=True)
 
     def state_dict(self) -> dict:
         """Position after the last batch handed out, plus counters; JSON-serialisable."""
@@ -426,14 +436,15 @@ class StreamLoader:
     def load_state_dict(self, state: dict) -> None:
         """Continue exactly after the batch where `state` was taken; the number of workers may differ."""
         if state.get("version") != STATE_VERSION:
-            raise ValueError(f"loader state version {state.get('version')} != {STATE_VERSION}")
+            raise LoaderStateError(f"loader state version {state.get('version')} != {STATE_VERSION}: the checkpoint "
+                                   f"was written by another version of data/stream.py; start a new run_dir")
         if state["world_size"] != self.world_size or state["rank"] != self.rank:
-            raise ValueError(f"loader state is from rank {state['rank']}/{state['world_size']}, this is rank "
-                             f"{self.rank}/{self.world_size}: resume with the same number of ranks")
+            raise LoaderStateError(f"loader state is from rank {state['rank']}/{state['world_size']}, this is rank "
+                                   f"{self.rank}/{self.world_size}: resume with the same number of ranks")
         if state["fingerprint"] != self.planner.fingerprint():
-            raise ValueError("loader state was saved with different data or plan settings (sources, seed, "
-                             "batch_size, bucket_edges, shuffle, samples_per_epoch or weights changed): the "
-                             "sample order cannot continue exactly; restore those settings or start a new run")
+            raise LoaderStateError("loader state was saved with different data or plan settings (sources, seed, "
+                                   "batch_size, bucket_edges, shuffle, samples_per_epoch or weights changed): the "
+                                   "sample order cannot continue exactly; restore those settings or start a new run")
         self.position = state["position"]
         self.stats.load_state_dict(state["stats"])
 

@@ -33,12 +33,18 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["CacheSpec", "TextCacheReader", "write_shard", "shard_file", "read_manifest", "write_manifest", "check_spec",
-           "llm_fingerprint", "tokenizer_fingerprint", "MANIFEST", "CACHE_DTYPES"]
+from core.errors import UserError
+
+__all__ = ["CacheSpec", "CacheMismatchError", "TextCacheReader", "write_shard", "shard_file", "read_manifest",
+           "write_manifest", "check_spec", "llm_fingerprint", "tokenizer_fingerprint", "MANIFEST", "CACHE_DTYPES"]
 
 MANIFEST = "manifest.json"
 FORMAT = 1
 CACHE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+class CacheMismatchError(UserError, ValueError):
+    """A text or encoder cache was built for other settings than this run's; an expected error (core.errors)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ def check_spec(cache_dir: str | Path, expected, builder: str = "cache_text", set
     """The manifest, after checking it describes exactly `expected` (a spec dataclass).
 
     Raises:
-        ValueError: naming every field that differs and how to fix it.
+        CacheMismatchError (a ValueError): naming every field that differs and how to fix it.
     """
     manifest = read_manifest(cache_dir, builder, setting)
     saved = manifest.get("spec", {})
@@ -111,9 +117,9 @@ def check_spec(cache_dir: str | Path, expected, builder: str = "cache_text", set
     diff = {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
     if diff:
         lines = ", ".join(f"{k}: cache {a!r} vs config {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"{setting.split('.')[-1].replace('_', ' ')} {cache_dir} was built for other settings "
-                         f"({lines}); rebuild it with `python -m train.{builder} --config CONFIG {setting}="
-                         f"{cache_dir}` or unset {setting}")
+        raise CacheMismatchError(f"{setting.split('.')[-1].replace('_', ' ')} {cache_dir} was built for other "
+                                 f"settings ({lines}); rebuild it with `python -m train.{builder} --config CONFIG "
+                                 f"{setting}={cache_dir}` or unset {setting}")
     return manifest
 
 

@@ -24,6 +24,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from core.errors import UserError, entry_point
+
 log = logging.getLogger(__name__)
 
 MAX_PAIRS = 64  # pairs drawn per embedding panel: beyond that the joining lines become an unreadable mesh
@@ -312,14 +314,15 @@ def make_plots(run_dir: str | Path) -> list[Path]:
     return [p for p in written if p is not None]
 
 
+@entry_point
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.plots", description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args.run_dir.is_dir():
-        print(f"not a directory: {args.run_dir}", file=sys.stderr)
-        return 2
+        raise UserError(f"not a directory: {args.run_dir}", fix="give a run directory (run_dir of train.pretrain or "
+                        "train.finetune)")
     paths = make_plots(args.run_dir)
     for p in paths:
         print(p)

@@ -32,6 +32,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from core.errors import entry_point, user_errors
 from eval.metrics import ST_METRICS, NormalizedAverageConfig, normalized_average
 
 __all__ = [
@@ -438,6 +439,7 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__.split("\n")[0])
     parser.add_argument("results", nargs="+", type=Path, help="results.json files or directories holding one")
@@ -451,27 +453,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.st_metric and not args.bounds:
         parser.error("--st-metric needs --bounds (the paper's bounds exist for COMET only)")
-    try:
+    with user_errors(OSError, ValueError):  # an unreadable or invalid results file, bounds that cannot work
         results = [load_results(p) for p in args.results]
         if args.bounds:
             lower, upper = (load_results(p) for p in args.bounds)
             results = renormalize(results, lower, upper, args.st_metric or "comet", allow_degenerate=True)
             if degenerate := results[0]["normalization"].get("degenerate"):
                 print(f"warning: no normalized average: {degenerate}", file=sys.stderr)
-    except (OSError, ValueError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the exception text holds
-        return 2
     text = report_markdown(results)
     print(text, end="")
     if args.out:
         _atomic_write(args.out, lambda fh: fh.write(text.encode("utf-8")))
         print(f"wrote {args.out}", file=sys.stderr)
     if args.plot:
-        try:
+        with user_errors(ValueError):  # no Table-1 metric to plot
             print(f"wrote {plot_comparison(results, args.plot)}", file=sys.stderr)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
     return 0
 
 

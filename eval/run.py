@@ -36,6 +36,7 @@ import torch
 import yaml
 from torch import nn
 
+from core.errors import entry_point, user_errors
 from data.stream import SourceConfig, StreamConfig
 from eval.generate import GenerateConfig, build_eval_loader, generate_sharded, merge_rows, write_results
 from eval.score import ScoringConfig, score_rows
@@ -330,26 +331,22 @@ def _flags_to_overrides(argv: list[str]) -> list[str]:
     return out
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     from eval.report import load_results, report_markdown
 
     argv = _flags_to_overrides(list(sys.argv[1:] if argv is None else argv))
-    cfg = parse_cli(EvalConfig, argv, prog="python -m eval.run", description=__doc__.split("\n\n")[0])
+    cfg = parse_cli(EvalConfig, argv, prog="python -m eval.run", description=__doc__.split("\n\n")[0],
+                    exit_on_error=False)
     setup_logging(tdist.discover().rank)
-    try:
+    with user_errors(ValueError):  # a results file to compare with that is no results file
         compare = [load_results(c) for c in cfg.compare]
         if cfg.checkpoint:
             resolve_checkpoint(cfg.checkpoint)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"python -m eval.run: error: {e}", file=sys.stderr)
-        return 2
     if tdist.discover().world_size > 1:  # one process needs no process group (and no DeepSpeed import)
         tdist.setup()
-    try:
+    with user_errors(ValueError):  # settings that do not fit the checkpoint, the models or the test data
         results = evaluate(cfg)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"python -m eval.run: error: {e}", file=sys.stderr)
-        return 2
     if results is not None:
         print(report_markdown([results] + compare))
         log.info("results: %s | hypotheses: %s", Path(cfg.out_dir) / "results.json", Path(cfg.out_dir) / "hyps")

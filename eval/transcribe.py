@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from core.errors import entry_point, user_errors
 from data.audio import TARGET_SAMPLE_RATE
 from data.stream import SourceCatalog, SourceConfig, StreamConfig
 from eval.generate import build_eval_loader, write_results
@@ -230,6 +231,7 @@ def transcribe(cfg: TranscribeConfig, whisper: Whisper | None = None) -> list[di
     return out
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.transcribe", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=TranscribeConfig.model, help="Whisper spec (default: %(default)s)")
@@ -243,17 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=TranscribeConfig.max_new_tokens)
     parser.add_argument("--text-norm", default=TranscribeConfig.text_norm, help="must match eval.run's text_norm")
     args = parser.parse_args(argv)
-    from model.pretrained import MissingModelPackageError
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
+    with user_errors(OSError, ValueError):  # OSError: a model not in the local cache; ValueError: bad settings
         cfg = TranscribeConfig(model=args.model, test=args.test, out=args.out, batch_size=args.batch_size,
                                max_samples=args.max_samples, language=args.language,
                                max_new_tokens=args.max_new_tokens, text_norm=args.text_norm)
         transcribe(cfg)
-    except (OSError, ValueError, MissingModelPackageError) as e:  # OSError: a model not in the local cache
-        print(f"python -m eval.transcribe: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
     return 0
 
 

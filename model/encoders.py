@@ -31,6 +31,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from core.errors import UserError
 from model.pretrained import found_offline, resolve_model
 
 __all__ = ["EncoderConfig", "EncoderOutput", "SpeechEncoder", "WaveformEncoder", "WhisperSpeechEncoder",
@@ -44,8 +45,9 @@ _KINDS = {"hubert": "hubert", "wav2vec2": "wav2vec2", "wav2vec2-conformer": "wav
 _NORM_EPS = 1e-7  # Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
 
 
-class EncoderNotFoundError(OSError):
-    """The encoder is neither a local directory nor in the Hugging Face cache (nothing is downloaded)."""
+class EncoderNotFoundError(UserError, OSError):
+    """The encoder is neither a local directory nor in the Hugging Face cache (nothing is downloaded); an expected
+    error (core.errors)."""
 
 
 @dataclass

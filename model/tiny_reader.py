@@ -63,7 +63,7 @@ class Lesson:
 
 
 def read_lessons(manifests: Iterable[str | Path]) -> list[Lesson]:
-    """One lesson per manifest line that has a non-empty ``text`` (ASR, ST, SQA records of data/synth.py)."""
+    """One lesson per manifest line that has a non-empty ``text`` (ASR, ST, SQA records of data/synth/)."""
     out = []
     for path in manifests:
         for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from core.errors import entry_point, user_errors
 from data.audio import BadSample, decode_audio
 from data.shards import ShardReader
 from data.text_cache import CACHE_DTYPES, check_spec, llm_fingerprint, write_manifest, write_shard
@@ -118,6 +119,7 @@ def build_cache(cfg, part: int = 0, parts: int = 1, dtype: str = "float16", batc
     return dict(counts)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     from train.config import ConfigError, load_config
     from train.pretrain import PretrainConfig
@@ -132,19 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training-config overrides")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        cfg = load_config(PretrainConfig, args.config, args.overrides)
-    except ConfigError as e:
-        parser.error(str(e))
+    cfg = load_config(PretrainConfig, args.config, args.overrides)
     if not cfg.data.encoder_cache:
-        parser.error("set data.encoder_cache=DIR (where the cache goes; training reads it from the same setting)")
+        raise ConfigError("set data.encoder_cache=DIR (where the cache goes; training reads it from the same "
+                          "setting)", "data.encoder_cache")
     if not 0 <= args.part < args.parts:
         parser.error(f"--part must be in [0, --parts), got {args.part} of {args.parts}")
-    try:
+    with user_errors(ValueError, OSError):  # a cache built for other settings, a model that is not on disk
         build_cache(cfg, args.part, args.parts, args.dtype, args.batch_size, args.overwrite)
-    except (ValueError, OSError) as e:
-        print(f"python -m train.cache_encoder: error: {e}", file=sys.stderr)
-        return 2
     print(json.dumps({"cache": cfg.data.encoder_cache}))
     return 0
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from core.errors import entry_point, user_errors
 from data.collate import TextTokenizer, normalize_text
 from data.shards import ShardReader
 from data.stream import SourceCatalog
@@ -136,6 +137,7 @@ def build_cache(cfg, part: int = 0, parts: int = 1, pooling: str | None = None, 
     return dict(counts)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     from train.config import ConfigError, load_config
     from train.pretrain import PretrainConfig
@@ -151,21 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training-config overrides")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        cfg = load_config(PretrainConfig, args.config, args.overrides)
-    except ConfigError as e:
-        parser.error(str(e))
+    cfg = load_config(PretrainConfig, args.config, args.overrides)
     if not cfg.data.text_cache:
-        parser.error("set data.text_cache=DIR (where the cache goes; training reads it from the same setting)")
+        raise ConfigError("set data.text_cache=DIR (where the cache goes; training reads it from the same setting)",
+                          "data.text_cache")
     if not 0 <= args.part < args.parts:
         parser.error(f"--part must be in [0, --parts), got {args.part} of {args.parts}")
     if cfg.data.tokenizer is None:
         cfg.data.tokenizer = cfg.llm.name_or_path
-    try:
+    with user_errors(ValueError):  # a cache built for other settings, sources that do not fit it
         build_cache(cfg, args.part, args.parts, args.pooling, args.dtype, args.batch_size, args.overwrite)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"python -m train.cache_text: error: {e}", file=sys.stderr)
-        return 2
     return 0
 
 

@@ -32,17 +32,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.errors import UserError
 from model.pretrained import sha256_file
 from train import distributed as tdist
 from train.export import export_projector
 
-__all__ = ["CheckpointConfig", "Checkpointer", "rng_state", "set_rng_state", "write_atomic", "verify", "STATE_FILE"]
+__all__ = ["CheckpointConfig", "Checkpointer", "ResumeError", "NoIntactCheckpointError", "rng_state", "set_rng_state",
+           "write_atomic", "verify", "STATE_FILE"]
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "train_state.json"
 LATEST = "latest"
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
+
+
+# Refused resumes are expected errors (core.errors: one ERROR line, exit 2). The other two, a checkpoint.resume that
+# is no complete checkpoint and checkpoints under run_dir with resume=never, stay FileNotFoundError/FileExistsError,
+# which count as expected already.
+class ResumeError(UserError, ValueError):
+    """checkpoint.resume names a damaged checkpoint, or the checkpoint was written by another number of ranks."""
+
+
+class NoIntactCheckpointError(UserError, RuntimeError):
+    """Every checkpoint under run_dir fails verification."""
 
 
 @dataclass
@@ -127,8 +140,8 @@ class Checkpointer:
                 raise FileNotFoundError(f"checkpoint.resume={path} is not a complete checkpoint (no {STATE_FILE}); "
                                         f"point it at a step_XXXXXXXX directory or use resume=auto")
             if problem := verify(path):
-                raise ValueError(f"checkpoint.resume={path} is damaged: {problem}; point it at another checkpoint "
-                                 f"or use resume=auto (the newest one that verifies)")
+                raise ResumeError(f"checkpoint.resume={path} is damaged: {problem}; point it at another checkpoint "
+                                  f"or use resume=auto (the newest one that verifies)")
             return path
         done = self.complete()
         if not done:
@@ -148,8 +161,9 @@ class Checkpointer:
                 return path
             log.error("checkpoint %s is damaged (%s); trying the one before it", path, problem)
             damaged.append(path.name)
-        raise RuntimeError(f"every checkpoint under {self.root} is damaged ({', '.join(damaged)}; see the errors "
-                           f"above): restore one from a backup, or set checkpoint.resume to a directory elsewhere")
+        raise NoIntactCheckpointError(f"every checkpoint under {self.root} is damaged ({', '.join(damaged)}; see the "
+                                      f"errors above): restore one from a backup, or set checkpoint.resume to a "
+                                      f"directory elsewhere")
 
     def save(self, engine, module, step: int, shared: dict, local: dict, projector_meta: dict) -> Path:
         """Writes checkpoint `step` (all ranks call this; collective).
@@ -206,7 +220,7 @@ class Checkpointer:
         state = json.loads((path / STATE_FILE).read_text())
         here, saved = tdist.discover(), len(state["ranks"])
         if saved != here.world_size:
-            raise ValueError(f"{path} was written by {saved} ranks, this job has {here.world_size}: exact resume "
+            raise ResumeError(f"{path} was written by {saved} ranks, this job has {here.world_size}: exact resume "
                              f"needs the same number of ranks (the data order is split per rank)")
         load_path, _ = engine.load_checkpoint(str(path.parent), tag=path.name, load_module_strict=False,
                                               load_optimizer_states=True, load_lr_scheduler_states=True)

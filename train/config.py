@@ -40,6 +40,8 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from core.errors import UserError, report
+
 __all__ = ["ConfigError", "load_config", "parse_overrides", "merge", "from_dict", "to_dict", "dump_config",
            "config_diff", "field_docs", "format_help", "parse_cli", "COMMAND_LINE", "CONFIG_FILENAME"]
 
@@ -49,8 +51,10 @@ CONFIG_FILENAME = "config.yaml"
 _REQUIRED = "<required>"  # stands for "no default" in config_diff and format_help
 
 
-class ConfigError(ValueError):
-    """A config could not be built: unknown key, wrong type, failed validation or unreadable file."""
+class ConfigError(UserError, ValueError):
+    """A config could not be built: unknown key, wrong type, failed validation or unreadable file.
+
+    An expected error (core.errors): a command ends on it with one ERROR line and exit status 2."""
 
     def __init__(self, message: str, key: str | None = None):
         super().__init__(message)
@@ -603,7 +607,8 @@ def parse_cli(cls: type[T], argv: Sequence[str] | None = None, *, prog: str | No
         argv: Arguments without the program name; ``sys.argv[1:]`` when None.
         prog: Program name for usage and error lines.
         description: Text printed under the usage line by ``--help``.
-        exit_on_error: Print config errors argparse-style and exit with status 2 (True), or raise them.
+        exit_on_error: Print a config error as the commands' one ERROR line (core.errors) and exit with status 2
+            (True), or raise it (False: what entry points decorated with ``core.errors.entry_point`` pass).
 
     Returns:
         The loaded config (see `load_config`).
@@ -629,4 +634,4 @@ def parse_cli(cls: type[T], argv: Sequence[str] | None = None, *, prog: str | No
     except ConfigError as e:
         if not exit_on_error:
             raise
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
+        raise SystemExit(report(e, parser.prog)) from None

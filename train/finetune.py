@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from core.errors import entry_point, user_errors
 from data.stream import StreamConfig
 from model.encoders import EncoderConfig
 from model.llm import LLMConfig
@@ -91,15 +92,14 @@ def adopt_projector_config(cfg: FinetuneConfig) -> dict | None:
     return meta
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_cli(FinetuneConfig, argv, prog="python -m train.finetune", description=__doc__.split("\n\n")[0])
+    cfg = parse_cli(FinetuneConfig, argv, prog="python -m train.finetune", description=__doc__.split("\n\n")[0],
+                    exit_on_error=False)
     setup_logging(tdist.discover().rank)
-    try:
+    with user_errors(ValueError, ImportError):  # lora without peft installed, an init_projector that does not fit
         require_peft(cfg.lora)
         meta = adopt_projector_config(cfg)
-    except (FileNotFoundError, ValueError, ImportError) as e:
-        print(f"python -m train.finetune: error: {e}", file=sys.stderr)
-        return 2
 
     def prepare_model(speech_llm) -> None:
         init_projector(speech_llm)

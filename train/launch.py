@@ -10,9 +10,10 @@ The arguments are torchrun's (`torch.distributed.run`). What this wrapper change
   preemption checkpoint. The agent gets a no-op handler instead (handlers are reset on exec, so the workers start
   with the default disposition and `train.loop` installs its own), waits for the workers, and reports their status.
 * **Exit status.** 75 when the failed workers all exited 75 (preempted after a complete checkpoint): the batch
-  script requeues the job. Any other failure: one line per failed rank naming it, its node and the exit code or
-  signal ("rank 1 (local rank 1 on n2) was killed by signal 9 (SIGKILL)"), then exit 1, so the log says at once
-  which rank died; `srun --kill-on-bad-exit=1` then stops the other nodes.
+  script requeues the job. Otherwise one line per failed rank naming it, its node and the exit code or signal
+  ("rank 1 (local rank 1 on n2) was killed by signal 9 (SIGKILL)"), so the log says at once which rank died, then
+  exit 2 when they all exited 2 (an expected error - a setting, file, model or the data - that rank 0 has named in
+  its one ERROR line, core.errors), else 1; `srun --kill-on-bad-exit=1` then stops the other nodes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import os
 import signal
 import socket
 import sys
+
+from core.errors import EXIT_USER_ERROR, entry_point
 
 __all__ = ["main", "EXIT_PREEMPTED"]
 
@@ -35,10 +38,20 @@ def describe(rank: int, local_rank: int, exitcode: int, host: str) -> str:
 
 
 def exit_status(failures: dict) -> int:
-    """75 if every failed worker was preempted cleanly, else 1 (``failures``: rank -> ProcessFailure)."""
-    return EXIT_PREEMPTED if all(f.exitcode == EXIT_PREEMPTED for f in failures.values()) else 1
+    """75 if every failed worker was preempted cleanly, 2 if every one stopped on an expected error, else 1
+    (``failures``: rank -> ProcessFailure).
+
+    Workers killed by SIGTERM next to workers that exited on their own are left out: once one worker ends,
+    torchrun's agent SIGTERMs the rest, so a rank that was a moment slower to exit 2 (or 75) shows up as killed.
+    """
+    causes = [f for f in failures.values() if f.exitcode != -signal.SIGTERM] or list(failures.values())
+    for status in (EXIT_PREEMPTED, EXIT_USER_ERROR):
+        if all(f.exitcode == status for f in causes):
+            return status
+    return 1
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run

@@ -5,7 +5,8 @@
     sbatch slurm/pretrain.sh train/configs/contr-cos-all.yaml                           # (or bash, without Slurm)
 
 Resumes automatically from the newest complete checkpoint in ``run_dir``. Exit status 0 when training finished,
-75 (EX_TEMPFAIL) when it stopped on a preemption signal after checkpointing, so a wrapper knows to requeue.
+75 (EX_TEMPFAIL) when it stopped on a preemption signal after checkpointing, so a wrapper knows to requeue, 2 with one
+ERROR line when a setting, file, model or the data cannot work (core.errors).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
+from core.errors import entry_point
 from data.stream import StreamConfig
 from model.encoders import EncoderConfig
 from model.llm import LLMConfig
@@ -54,8 +56,10 @@ class PretrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_cli(PretrainConfig, argv, prog="python -m train.pretrain", description=__doc__.split("\n\n")[0])
+    cfg = parse_cli(PretrainConfig, argv, prog="python -m train.pretrain", description=__doc__.split("\n\n")[0],
+                    exit_on_error=False)
     setup_logging(tdist.discover().rank)
 
     def evaluator(run_dir):

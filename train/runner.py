@@ -33,7 +33,6 @@ __all__ = ["run_job", "setup_logging", "EXIT_PREEMPTED", "learning_curve"]
 
 log = logging.getLogger("train.runner")
 EXIT_PREEMPTED = 75
-EXIT_CONFIG = 2  # a setting that cannot work (train.preflight), like argparse's status for bad arguments
 
 
 def setup_logging(rank: int) -> None:
@@ -46,8 +45,11 @@ def setup_logging(rank: int) -> None:
 def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: Callable | None = None,
             prepare_model: Callable[[SpeechLLM], None] | None = None, eval_every: int = 0,
             eval_at_start: bool = True, objective: str = "") -> int:
-    """Builds and runs one training job on every rank; returns 0 (finished), 75 (preempted, checkpointed) or 2 (a
-    setting that cannot work, found by train.preflight before any model is loaded).
+    """Builds and runs one training job on every rank; returns 0 (finished) or 75 (preempted, checkpointed).
+
+    A setting that cannot work raises ConfigError (train.preflight finds most before any model is loaded), a
+    checkpoint that cannot be resumed ResumeError: expected errors, which the entry point (core.errors.entry_point)
+    ends with exit status 2 on every rank and one ERROR line from rank 0.
 
     Args:
         cfg: the job's config (see the module docstring).
@@ -59,11 +61,7 @@ def run_job(cfg, make_module: Callable[[SpeechLLM], nn.Module], make_evaluator: 
         objective: recorded in the exported projector's metadata.
     """
     dist_env = tdist.setup(timeout_minutes=cfg.engine.collective_timeout_minutes)
-    try:
-        preflight(cfg, dist_env.world_size)  # config.json files and cache manifests only: before minutes of loading
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return EXIT_CONFIG
+    preflight(cfg, dist_env.world_size)  # config.json files and cache manifests only: before minutes of loading
     run_dir = Path(cfg.run_dir)
     if cfg.data.tokenizer is None:  # the text side must be tokenised exactly as the frozen LLM expects
         cfg.data.tokenizer = cfg.llm.name_or_path
@@ -140,13 +138,14 @@ def _check_text_cache(cfg, speech_llm) -> None:
     from train.cache_text import cache_spec
 
     if not hasattr(cfg, "loss") or cfg.loss.contrastive_kind is None:
-        raise ValueError("data.text_cache holds text states for contrastive pretraining; unset it for this job")
+        raise ConfigError("data.text_cache holds text states for contrastive pretraining; unset it for this job",
+                          "data.text_cache")
     saved = read_manifest(cfg.data.text_cache)["spec"]
     check_spec(cfg.data.text_cache, cache_spec(cfg, speech_llm.llm, speech_llm.tokenizer, saved["pooling"],
                                                saved["dtype"]))
     if cfg.loss.objective.startswith("wasser") and saved["pooling"] == "mean":
-        raise ValueError(f"data.text_cache={cfg.data.text_cache} holds pooled states, but the wasser objective needs "
-                         f"every token: rebuild it with --pooling none")
+        raise ConfigError(f"data.text_cache={cfg.data.text_cache} holds pooled states, but the wasser objective "
+                          f"needs every token: rebuild it with --pooling none", "data.text_cache")
     log.info("text states from the cache %s (%s, %s): the text-side LLM forward is skipped", cfg.data.text_cache,
              saved["pooling"], saved["dtype"])
 

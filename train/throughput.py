@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from core.errors import entry_point
+
 __all__ = ["Stack", "conv_flops_per_second", "flops_per_audio_second", "audio_hours_per_gpu_hour", "paper_stack"]
 
 SAMPLE_RATE = 16_000
@@ -142,6 +144,7 @@ def gb(x: float) -> str:
     return f"{x / 1e9:.1f}"
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--memory", action="store_true", help="peak memory per GPU of recipes instead (train/memory.py)")

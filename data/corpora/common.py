@@ -6,7 +6,7 @@ and deterministic, so every Slurm array task can scan on its own and agree on th
 (:mod:`data.corpora.writer`); audio is only read when a shard part is written, in a worker process, through
 :func:`load_item_audio`.
 
-Item metadata uses the shard schema of the synthetic corpus (``data/synth.py``): ``text`` (transcript), ``lang``,
+Item metadata uses the shard schema of the synthetic corpus (``data/synth/``): ``text`` (transcript), ``lang``,
 ``task`` (asr/st/sqa), ``translations`` {lang: text} for ST, ``question``/``answer``/``answer_start``/``answers`` for
 SQA (one item per question, the passage audio repeated), ``labels`` {attribute: value} for paralinguistic
 questions, plus provenance (``corpus``, ``split``, ``speaker``, ...). ``duration`` is added by the writer from the

@@ -34,6 +34,8 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 
+from core.errors import UserError, entry_point
+
 # The compile API (`ASTSource` taking a ``constexprs`` dict keyed by name, ``GPUTarget``, ``metadata.shared``) is
 # the one of this release; it has changed between minor releases before. requirements-dev.txt pins it.
 TRITON_VERSION = "3.9.0"
@@ -269,6 +271,7 @@ def preflight() -> str | None:
     return None
 
 
+@entry_point
 def main(argv: list[str] | None = None, specs=None) -> int:
     """Entry point; ``specs`` defaults to `default_specs` (tests pass their own kernels)."""
     ap = argparse.ArgumentParser(prog="python -m model.kernels.aot", description=__doc__.split("\n\n")[0])
@@ -280,8 +283,7 @@ def main(argv: list[str] | None = None, specs=None) -> int:
     ap.add_argument("--json", help="write the summary and every result here")
     args = ap.parse_args(argv)
     if problem := preflight():
-        print(f"model.kernels.aot: {problem}", file=sys.stderr)
-        return 2
+        raise UserError(problem)
     specs = default_specs() if specs is None else specs
     start = time.perf_counter()
     results = run_check(specs, args.arch, args.dtypes, args.jobs)

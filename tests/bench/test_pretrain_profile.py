@@ -17,7 +17,8 @@ import sys
 import pytest
 
 from data.prepare import build_from_manifest
-from data.synth import SynthConfig, synthesize
+from data.synth.config import SynthConfig
+from data.synth.corpus import synthesize
 from model.tiny import TinyConfig, read_texts, write_tiny_models
 from tests.bench.report import write_section
 from tests.conftest import REPO

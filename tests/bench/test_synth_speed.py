@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from data.synth import SynthConfig, synthesize
+from data.synth.config import SynthConfig
+from data.synth.corpus import synthesize
 from tests.bench.report import write_section
 
 pytestmark = pytest.mark.bench

@@ -1,4 +1,4 @@
-"""Tests of data.augment (exact maths) and data.synth (determinism, schema, refusal).
+"""Tests of data.synth.augment (exact maths) and the data.synth corpus (determinism, schema, refusal).
 
 The synth tests run espeak-ng for real on a few seconds of audio per task; they fail (rather
 than skip) without it, because a machine without espeak-ng cannot build the corpus.
@@ -17,10 +17,8 @@ from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, for `import data`
 
-from data import (
-    augment,  # noqa: E402
-    synth,  # noqa: E402
-)
+from data.synth import augment, corpus, speech, tasks  # noqa: E402
+from data.synth.config import SynthConfig  # noqa: E402
 
 SR = 16000
 
@@ -128,7 +126,7 @@ TINY = dict(hours=0.005, langs=("en", "ru", "de"), st_hours=0.002, sqa_hours=0.0
 
 
 def _run(out: Path, seed: int = 0, workers: int = 2) -> dict:
-    return synth.synthesize(synth.SynthConfig(out=out, seed=seed, workers=workers, **TINY))
+    return corpus.synthesize(SynthConfig(out=out, seed=seed, workers=workers, **TINY))
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -221,29 +219,29 @@ def test_manifest_schema(runs: dict[str, Path]) -> None:
 
 def test_refuses_non_empty_out_dir(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("x")
-    cfg = synth.SynthConfig(out=tmp_path, hours=0.001, langs="en", workers=1)
+    cfg = SynthConfig(out=tmp_path, hours=0.001, langs="en", workers=1)
     with pytest.raises(FileExistsError, match="--overwrite"):
-        synth.synthesize(cfg)
-    assert synth.main(["--out", str(tmp_path), "--hours", "0.001", "--workers", "1"]) == 1
+        corpus.synthesize(cfg)
+    assert corpus.main(["--out", str(tmp_path), "--hours", "0.001", "--workers", "1"]) == 2  # one ERROR line
     cfg.overwrite = True
-    synth.synthesize(cfg)
+    corpus.synthesize(cfg)
     assert (tmp_path / "asr-en" / "manifest.jsonl").exists() and (tmp_path / "keep.txt").exists()
 
 
 def test_missing_espeak_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    monkeypatch.setattr(speech.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match="apt-get install espeak-ng"):
-        synth.synthesize(synth.SynthConfig(out=tmp_path / "o", hours=0.001, workers=1))
+        corpus.synthesize(SynthConfig(out=tmp_path / "o", hours=0.001, workers=1))
 
 
 def test_config_validation_and_cli() -> None:
     with pytest.raises(ValueError, match="supported"):
-        synth.SynthConfig(out="x", hours=1, langs="en,xx")
+        SynthConfig(out="x", hours=1, langs="en,xx")
     with pytest.raises(ValueError, match="pitch"):
-        synth.SynthConfig(out="x", hours=1, pitch=(10, 120))
+        SynthConfig(out="x", hours=1, pitch=(10, 120))
     with pytest.raises(ValueError, match="nothing to do"):
-        synth.SynthConfig(out="x", hours=0)
-    cfg = synth.parse_args(["--out", "o", "--hours", "2", "--langs", "en,ru", "--snr-db", "5,30",
+        SynthConfig(out="x", hours=0)
+    cfg = corpus.parse_args(["--out", "o", "--hours", "2", "--langs", "en,ru", "--snr-db", "5,30",
                             "--speed", "130,180", "--lang-weights", "en=3,ru=1", "--workers", "3"])
     assert cfg.langs == ("en", "ru") and cfg.snr_db == (5.0, 30.0) and cfg.speed == (130, 180)
     assert cfg.workers == 3 and cfg.seed == 0 and cfg.noise_prob == 0.3
@@ -252,9 +250,9 @@ def test_config_validation_and_cli() -> None:
 
 def test_gender_labels_only_where_the_voice_says_it() -> None:
     def gender(voice: str):
-        utt = synth.Utterance(task="asr-en", index=0, uid="u", text="hi", lang="en", voice=voice, speed=160,
+        utt = tasks.Utterance(task="asr-en", index=0, uid="u", text="hi", lang="en", voice=voice, speed=160,
                               pitch=50, noise=None, snr_db=None, rt60=None)
-        return synth.paralinguistic_labels(utt).get("gender")
+        return tasks.paralinguistic_labels(utt).get("gender")
 
     assert [gender(v) for v in ("en-us", "en-us+m3", "en-gb+f2", "de+f5", "en-us+Annie", "en-us+klatt2")] == [
         "male", "male", "female", "female", None, None]
@@ -262,12 +260,12 @@ def test_gender_labels_only_where_the_voice_says_it() -> None:
 
 def test_voice_sets_split_the_speakers() -> None:
     voices = {"en": ["en-us", "en-us+m1", "en-us+m2", "en-gb+m1", "en-gb+f2", "en-gb+f3"], "de": ["de+m2", "de+f1"]}
-    train, heldout = synth.select_voices(voices, "train"), synth.select_voices(voices, "heldout")
-    assert synth.select_voices(voices, "all") == voices
+    train, heldout = speech.select_voices(voices, "train"), speech.select_voices(voices, "heldout")
+    assert speech.select_voices(voices, "all") == voices
     assert heldout == {"en": ["en-us+m1", "en-gb+m1", "en-gb+f3"], "de": ["de+f1"]}  # a speaker in every accent
     assert train == {"en": ["en-us", "en-us+m2", "en-gb+f2"], "de": ["de+m2"]}  # plain voices train
-    assert 0.2 < sum(map(synth.heldout_variant, synth.VARIANTS)) / len(synth.VARIANTS) < 0.35
+    assert 0.2 < sum(map(speech.heldout_variant, speech.VARIANTS)) / len(speech.VARIANTS) < 0.35
     with pytest.raises(RuntimeError, match="no espeak-ng voice for \\['ru'\\]"):
-        synth.select_voices({"ru": ["ru+m1"]}, "train")
+        speech.select_voices({"ru": ["ru+m1"]}, "train")
     with pytest.raises(ValueError, match="voice_set"):
-        synth.SynthConfig(out=Path("x"), hours=1, voice_set="test")
+        SynthConfig(out=Path("x"), hours=1, voice_set="test")

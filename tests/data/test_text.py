@@ -1,4 +1,4 @@
-"""Tests of data.text: determinism, variety, speakability and hand-checked agreement.
+"""Tests of data.synth.text: determinism, variety, speakability and hand-checked agreement.
 
 The agreement tests build phrases and sentences through the grammar's lower-level
 functions with fixed lexicon entries, so a regression in article, case, elision or
@@ -16,14 +16,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, for `import data`
 
-from data.text import ASR_LANGS, ST_TARGET_LANGS, asr_sentence, sqa_example, st_example  # noqa: E402
-from data.text import lexicon_multi as lm  # noqa: E402
-from data.text.grammar import finish_sentence, resolve_gender  # noqa: E402
-from data.text.morph import en_indefinite, es_and, fr_join, it_contract, it_definite, noun_phrase  # noqa: E402
-from data.text.numbers import en_ordinal, en_year, number_words, ru_plural_class  # noqa: E402
-from data.text.russian import count_phrase, ru_past, ru_with  # noqa: E402
-from data.text.translation import finish_aligned  # noqa: E402
-from data.text.verbs_multi import ACTIVITIES, realise_activity  # noqa: E402
+from data.synth.text import ASR_LANGS, ST_TARGET_LANGS, asr_sentence, sqa_example, st_example  # noqa: E402
+from data.synth.text import lexicon_multi as lm  # noqa: E402
+from data.synth.text.grammar import finish_sentence, resolve_gender  # noqa: E402
+from data.synth.text.morph import en_indefinite, es_and, fr_join, it_contract, it_definite, noun_phrase  # noqa: E402
+from data.synth.text.numbers import en_ordinal, en_year, number_words, ru_plural_class  # noqa: E402
+from data.synth.text.russian import count_phrase, ru_past, ru_with  # noqa: E402
+from data.synth.text.translation import finish_aligned  # noqa: E402
+from data.synth.text.verbs_multi import ACTIVITIES, realise_activity  # noqa: E402
 
 N_DRAWS = 20_000
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")

@@ -239,10 +239,10 @@ def test_cli_exit_2_on_missing_or_invalid_file(tmp_path, paper_rows, capsys):
     a = write(tmp_path / "a", paper_rows[0])
     assert main([str(a), str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "missing" in err and "\n" not in err
+    assert err.startswith("ERROR python -m eval.report: ") and "missing" in err and "\n" not in err
     (tmp_path / "bad.json").write_text("[1, 2]", encoding="utf-8")
     assert main([str(tmp_path / "bad.json")]) == 2
-    assert capsys.readouterr().err.startswith("error: ")
+    assert capsys.readouterr().err.startswith("ERROR python -m eval.report: ")
     assert not (tmp_path / "report.md").exists()
 
 

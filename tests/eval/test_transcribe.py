@@ -40,7 +40,7 @@ def offline():
 def shards(tmp_path_factory) -> Path:
     """The three sentences spoken by espeak-ng, in one shard set (keys not in manifest order)."""
     from data.prepare import build_from_manifest
-    from data.synth import espeak_wav, find_espeak
+    from data.synth.speech import espeak_wav, find_espeak
 
     root = tmp_path_factory.mktemp("espeak")
     (root / "audio").mkdir()

@@ -55,7 +55,7 @@ def scratch_cache(tmp_path_factory) -> Path:
 def speech() -> tuple[torch.Tensor, torch.Tensor]:
     """Two English espeak-ng utterances of different lengths, right-padded: audio [2, T], mask [2, T]."""
     from data.audio import resample
-    from data.synth import espeak_wav, find_espeak
+    from data.synth.speech import espeak_wav, find_espeak
 
     exe = find_espeak()
     waves = [torch.from_numpy(resample(*espeak_wav(exe, "en", 130, 50, text))) for text in SENTENCES]

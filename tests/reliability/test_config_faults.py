@@ -81,6 +81,6 @@ def test_the_job_stops_with_exit_2_and_one_line_before_loading_any_model(tone_wo
                           env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 2, log[-3000:]
-    errors = [line for line in log.splitlines() if " ERROR " in line]
+    errors = [line for line in log.splitlines() if line.startswith("ERROR ") or " ERROR " in line]
     assert len(errors) == 1 and "llm.layers=[0, 99]" in errors[0], errors
     assert not re.search(r"LLM \S+: \d+ layers, attention", log) and "Traceback" not in log  # load_llm's log line

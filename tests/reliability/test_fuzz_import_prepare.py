@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import tarfile
 import tempfile
 from collections import Counter
@@ -266,14 +265,14 @@ def stored_samples(shard_dir: Path) -> dict[str, tuple[bytes, dict]]:
     return out
 
 
-def test_prepare_non_utf8_manifest_is_a_clear_error(tmp_path, caplog):
+def test_prepare_non_utf8_manifest_is_a_clear_error(tmp_path, capsys):
     """A manifest that is not UTF-8 stops `python -m data.prepare manifest` with exit code 2 and the codec error
-    (naming the byte offset), before any shard is written."""
+    (naming the byte offset) in its ERROR line, before any shard is written."""
     sf.write(tmp_path / "a.flac", np.zeros(1600, dtype=np.float32), 16_000)
     (tmp_path / "m.jsonl").write_bytes(b'{"id": "a", "audio": "a.flac", "text": "caf\xe9"}\n')
-    caplog.set_level(logging.ERROR)
     assert prepare_main(["manifest", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "out")]) == 2
-    assert "utf-8" in caplog.text and "position" in caplog.text
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ERROR ")]
+    assert line.startswith("ERROR python -m data.prepare: ") and "utf-8" in line and "position" in line
     assert not (tmp_path / "out").exists()
 
 

@@ -157,5 +157,6 @@ def test_cli_copies_and_summarises(tmp_path, exported):
     meta["out_dim"] = OUT + 4  # weights of another shape: an error message, not a traceback
     (ckpt / META).write_text(json.dumps(meta))
     res = _cli(ckpt, tmp_path / "out3")
-    assert res.returncode == 2 and res.stderr.startswith("error:") and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("ERROR python -m train.export: ") and res.stderr.count("\n") == 1
     assert not (tmp_path / "out3").exists()

@@ -11,9 +11,15 @@ def _failure(code: int) -> SimpleNamespace:
     return SimpleNamespace(exitcode=code, local_rank=0)
 
 
-def test_all_preempted_workers_give_75_anything_else_1():
+def test_all_preempted_workers_give_75_all_expected_errors_2_anything_else_1():
     assert exit_status({0: _failure(75), 1: _failure(75)}) == EXIT_PREEMPTED == 75
+    assert exit_status({0: _failure(2), 1: _failure(2)}) == 2  # rank 0 named the expected error (core.errors)
     assert exit_status({0: _failure(75), 1: _failure(-9)}) == 1
+    # torchrun SIGTERMs the remaining workers once one has ended: the rank that exited on its own is the cause
+    assert exit_status({0: _failure(-15), 1: _failure(2)}) == 2
+    assert exit_status({0: _failure(75), 1: _failure(-15)}) == EXIT_PREEMPTED
+    assert exit_status({0: _failure(-15), 1: _failure(-15)}) == 1
+    assert exit_status({0: _failure(2), 1: _failure(-15), 2: _failure(1)}) == 1
     assert exit_status({3: _failure(1)}) == 1
 
 

@@ -1,10 +1,10 @@
 """English sentence grammar: everyday and narrative text in a LibriSpeech / Common Voice register.
 
-The grammar is a :class:`~data.text.grammar.Grammar` whose sentence templates
+The grammar is a :class:`~data.synth.text.grammar.Grammar` whose sentence templates
 (``SENTENCES``) pick subjects by number (``{S3}`` third singular, ``{SP}``
 plural, ``{SX}`` any person for tenses without agreement) and verb phrases by
 tense (``{vp_3s}``, ``{vp_base}``, ``{vp_past}``, ``{vp_ing}``, ``{vp_pp}``).  A
-verb phrase is a verb from :data:`~data.text.lexicon_en.VERBS` followed by a
+verb phrase is a verb from :data:`~data.synth.text.lexicon_en.VERBS` followed by a
 complement symbol tied to that verb, so objects stay plausible.  ``a``/``an`` is
 settled in one pass at the end (:func:`fix_articles`).
 """

@@ -1,8 +1,9 @@
 """Everyday-conversation frames of the aligned grammar: feelings, gifts, shopping, directions, requests.
 
-Companion to :mod:`data.text.multilingual` (people, places and activities); both
+Companion to :mod:`data.synth.text.multilingual` (people, places and activities) and
+:mod:`data.synth.text.things` (objects, prices, weather, transport); all three
 export frame functions ``rng -> {lang: raw sentence}`` that
-:mod:`data.text.translation` samples from.
+:mod:`data.synth.text.translation` samples from.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Small template machinery shared by every sentence generator in ``data.text``.
+"""Small template machinery shared by every sentence generator in ``data.synth.text``.
 
 Two things live here:
 
@@ -101,7 +101,7 @@ def capitalize_first(text: str) -> str:
 def clean_spacing(text: str) -> str:
     """Collapse whitespace and drop spaces before punctuation.
 
-    Elided articles (``l'``, ``dell'``) are glued by :mod:`data.text.morph` itself;
+    Elided articles (``l'``, ``dell'``) are glued by :mod:`data.synth.text.morph` itself;
     a generic "apostrophe + space" rule would wrongly glue German ``Thomas' Hund``.
     """
     text = _SPACES.sub(" ", text).strip()

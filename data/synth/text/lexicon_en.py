@@ -1,4 +1,4 @@
-"""English lexicon for the monolingual English grammar (:mod:`data.text.english`).
+"""English lexicon for the monolingual English grammar (:mod:`data.synth.text.english`).
 
 Word lists are stored as whitespace- or ``|``-separated strings to keep the file
 compact; multi-word items use ``|`` lists.  Verbs carry all five forms

@@ -1,7 +1,7 @@
 """Aligned en/de/fr/es/it lexicon for the bilingual template grammar.
 
 Every line is one entry, segments in the order ``en ; de ; fr ; es ; it`` (see
-:func:`data.text.morph.parse_entry`): ``g:singular|plural`` with ``g`` the
+:func:`data.synth.text.morph.parse_entry`): ``g:singular|plural`` with ``g`` the
 grammatical gender.  A leading ``[m kin]`` block gives natural sex and tags.
 Flags after ``#``: ``h`` French h aspiré, ``wk=n`` German weak masculine
 (``den Nachbarn``), ``dir=/loc=`` German place prepositions, ``bare=`` Italian

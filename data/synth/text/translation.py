@@ -36,14 +36,9 @@ from .multilingual import (
     f_lives,
     f_modal,
     f_motion,
-    f_price,
     f_speaks,
-    f_there_are,
-    f_thing_adj,
-    f_thing_location,
-    f_vehicle,
-    f_weather,
 )
+from .things import f_price, f_there_are, f_thing_adj, f_thing_location, f_vehicle, f_weather
 
 ST_TARGET_LANGS = ("de", "fr", "es", "it")
 

@@ -4,7 +4,7 @@ Verb forms are stored fully inflected for the third person singular in every
 tense a template uses, because Romance/German conjugation is irregular enough
 that rules would be riskier than data.  Agreeing past participles carry inline
 ``[m|f]`` groups (``è andat[o|a]``, ``est allé[|e]``) resolved against the
-subject by :func:`data.text.grammar.resolve_gender`.
+subject by :func:`data.synth.text.grammar.resolve_gender`.
 
 German forms are split into a finite part (verb-second position) and a rest
 that goes to the end of the clause (participle, infinitive, separable particle),

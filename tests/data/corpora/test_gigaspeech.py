@@ -179,20 +179,20 @@ def test_streaming_reader_matches_json_load(giga, chunk_chars):
     assert list(iter_audios(path, chunk_chars=chunk_chars)) == json.loads(path.read_text())["audios"]
 
 
-def test_broken_layouts_exit_2(tmp_path, run_prepare, caplog):
+def test_broken_layouts_exit_2(tmp_path, run_prepare, capsys):
     out = tmp_path / "out"
     run_prepare("gigaspeech", "--root", tmp_path / "absent", "--out", out, expect=2)
     encrypted = tmp_path / "encrypted"
     encrypted.mkdir()
     (encrypted / "GigaSpeech.json.gz.aes").write_bytes(b"Salted__")
+    capsys.readouterr()
     run_prepare("gigaspeech", "--root", encrypted, "--out", out, expect=2)
-    assert "GigaSpeech.json.gz.aes, which must be decrypted" in caplog.text
+    assert "GigaSpeech.json.gz.aes, which must be decrypted" in capsys.readouterr().err  # the ERROR line
     for name, body in [("no_audios", '{"dataset": "GigaSpeech"}'), ("truncated", '{"audios": [{"aid": "X", '),
                        ("not_gigaspeech", '{"audios": [{"id": 1}]}'), ("a_list", "[1, 2]")]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "GigaSpeech.json").write_text(body, encoding="utf-8")
-        caplog.clear()
         run_prepare("gigaspeech", "--root", tmp_path / name, "--out", out, expect=2)
-        assert "GigaSpeech.json" in caplog.text, name
+        assert "GigaSpeech.json" in capsys.readouterr().err, name
     with pytest.raises(SystemExit):  # argparse rejects an unknown subset before anything is read
         run_prepare("gigaspeech", "--root", tmp_path, "--out", out, "--subset", "XXL")
