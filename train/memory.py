@@ -30,14 +30,17 @@ memory, not the average batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
 
-__all__ = ["LLMShape", "llm_activation_bytes", "llm_recompute_bytes", "projector_activation_bytes", "sinkhorn_bytes",
-           "trainable_state_bytes", "frozen_weight_bytes", "OVERHEAD_BYTES", "FIT_FRACTION"]
+__all__ = ["LLMShape", "llm_activation_bytes", "llm_recompute_bytes", "saved_bytes", "projector_activation_bytes",
+           "sinkhorn_bytes", "trainable_state_bytes", "frozen_weight_bytes", "OVERHEAD_BYTES", "FIT_FRACTION"]
 
+T = TypeVar("T")
 GB = 1e9
 OVERHEAD_BYTES = 2.5 * GB
 """CUDA context (~0.5-1 GB outside PyTorch's allocator), NCCL buffers and fragmentation; a measured-order figure."""
@@ -132,27 +135,34 @@ def llm_recompute_bytes(s: LLMShape, rows: int, seq: int, dtype_bytes: int, atte
     return _layer_bytes(s, rows, seq, dtype_bytes, attention)
 
 
-def projector_activation_bytes(projector: nn.Module, rows: int, frames: int, in_dim: int, dtype: torch.dtype,
-                               train: bool = True) -> int:
-    """Bytes the projector's autograd graph saves for ``rows`` utterances of ``frames`` encoder frames: measured
-    by running a meta-device copy under `saved_tensors_hooks` (no memory, no compute; parameters excluded)."""
-    import copy
-
-    meta = copy.deepcopy(projector).to(device="meta", dtype=dtype).train(train)
-    params = {p.untyped_storage()._cdata for p in meta.parameters()}
+def saved_bytes(fn: Callable[[], T], exclude: Iterable[torch.Tensor] = ()) -> tuple[T, int]:
+    """``(fn(), bytes autograd saved for the backward while fn ran)``: one entry per storage (views, and tensors
+    several ops save, count once), the storages of ``exclude`` (parameters, buffers) left out. Storages are told
+    apart by their C++ object, which meta tensors have too, so this also measures a meta-device dry run."""
+    skip = {t.untyped_storage()._cdata for t in exclude}
     seen: dict[int, int] = {}
 
-    def pack(t: torch.Tensor):
-        storage = t.untyped_storage()  # meta storages have no address, but each is one object: views share it
-        if storage._cdata not in params:
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage._cdata not in skip:
             seen[storage._cdata] = storage.nbytes()
         return t
 
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        value = fn()
+    return value, sum(seen.values())
+
+
+def projector_activation_bytes(projector: nn.Module, rows: int, frames: int, in_dim: int, dtype: torch.dtype,
+                               train: bool = True) -> int:
+    """Bytes the projector's autograd graph saves for ``rows`` utterances of ``frames`` encoder frames: measured
+    by `saved_bytes` on a meta-device copy (no memory, no compute)."""
+    import copy
+
+    meta = copy.deepcopy(projector).to(device="meta", dtype=dtype).train(train)
     features = torch.zeros(rows, frames, in_dim, device="meta", dtype=dtype)
     mask = torch.ones(rows, frames, device="meta", dtype=torch.bool)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        meta(features, mask)
-    return sum(seen.values())
+    return saved_bytes(lambda: meta(features, mask), meta.parameters())[1]
 
 
 def sinkhorn_bytes(rows: int, cols: int, n: int, m: int, dim: int, layers: int, backend: str = "torch",
@@ -274,7 +284,8 @@ def estimate(cfg, world: int = 4, attention: str = "sdpa", text_tokens_per_s: fl
     compute = 2 if ds["bf16"]["enabled"] or ds["fp16"]["enabled"] else FP32
     seconds = cfg.data.max_duration or 30.0
     b, accum = cfg.data.batch_size, cfg.engine.grad_accum
-    llm = LLMShape.from_config(model_config(cfg.llm.name_or_path))
+    llm_config = model_config(cfg.llm.name_or_path)
+    llm = LLMShape.from_config(llm_config)
     llm_b, enc_b = nbytes[cfg.llm.dtype], nbytes[cfg.encoder.dtype]
     enc_params, enc_width, enc_transient = _encoder_sizes(model_config(cfg.encoder.name_or_path), b, seconds, enc_b)
     with torch.device("meta"):
@@ -302,7 +313,7 @@ def estimate(cfg, world: int = 4, attention: str = "sdpa", text_tokens_per_s: fl
         seq = n + m + prompt_tokens
         out["asr"] = (llm_activation_bytes(llm, b, seq, llm.layers, llm_b, attention, ckpt)
                       + (llm_recompute_bytes(llm, b, seq, llm_b, attention) if ckpt else 0.0)
-                      + b * m * _vocab(cfg) * (llm_b + FP32))
+                      + b * m * getattr(llm_config, "text_config", llm_config).vocab_size * (llm_b + FP32))
     grad_cache = cfg.loss.grad_cache and accum > 1
     step = b * (accum if grad_cache else 1)
     gathered = cfg.loss.gather_negatives and world > 1
@@ -322,7 +333,3 @@ def estimate(cfg, world: int = 4, attention: str = "sdpa", text_tokens_per_s: fl
                pairs=rows * cols, grad_cache=grad_cache)
     return out
 
-
-def _vocab(cfg) -> int:
-    config = model_config(cfg.llm.name_or_path)
-    return getattr(config, "text_config", config).vocab_size

@@ -19,6 +19,7 @@ from model.llm import LLMConfig, checkpointed_layers, decoder_of, load_llm
 from model.projectors import ProjectorConfig, build_projector
 from model.speech_llm import PromptBatch, SpeechLLM
 from tests.model.test_encoders import tiny_hubert
+from train.memory import saved_bytes
 
 HIDDEN = 48
 
@@ -54,21 +55,15 @@ def _audio():
 def _grads(model: SpeechLLM, layers=None) -> tuple[dict[str, torch.Tensor], int]:
     """Projector gradients of a loss over every returned layer, and the bytes autograd saved meanwhile."""
     model.projector.zero_grad()
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    saved: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in params:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return t
-
     audio, mask = _audio()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+
+    def loss() -> torch.Tensor:
         states, speech_mask = model.speech_hidden_states(audio, mask, layers=layers, position_shift=0)
-        loss = sum((h.square() * speech_mask[..., None]).mean() * (i + 1) for i, h in enumerate(states.values()))
-    loss.backward()
-    return {n: p.grad.clone() for n, p in model.projector.named_parameters()}, sum(saved.values())
+        return sum((h.square() * speech_mask[..., None]).mean() * (i + 1) for i, h in enumerate(states.values()))
+
+    value, saved = saved_bytes(loss, model.parameters())
+    value.backward()
+    return {n: p.grad.clone() for n, p in model.projector.named_parameters()}, saved
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])

@@ -29,6 +29,7 @@ from train.memory import (
     llm_activation_bytes,
     model_config,
     projector_activation_bytes,
+    saved_bytes,
     sinkhorn_bytes,
     trainable_state_bytes,
 )
@@ -37,19 +38,8 @@ from train.throughput import PAPER_RECIPES, memory_table
 TOLERANCE = 0.10  # the bar; the LLM term is exact for these architectures, the rest within a few %
 
 
-def _saved_bytes(fn, exclude: list[torch.Tensor]) -> int:
-    skip = {t.untyped_storage().data_ptr() for t in exclude}
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in skip:
-            seen[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(seen.values())
+def _saved(fn, exclude: list[torch.Tensor]) -> int:
+    return saved_bytes(fn, exclude)[1]
 
 
 def _llm(arch: str):
@@ -81,7 +71,7 @@ def test_llm_activation_term_matches_autograd(arch):
             with checkpointed_layers(model, checkpointing):
                 llm_hidden_states(model, x, mask, layers)
 
-        got = _saved_bytes(forward, [*model.parameters(), *model.buffers()])
+        got = _saved(forward, [*model.parameters(), *model.buffers()])
         want = llm_activation_bytes(shape, rows, seq, max(layers), x.element_size(), "sdpa", checkpointing)
         assert abs(want - got) <= TOLERANCE * got, (arch, dtype, checkpointing, layers, want, got)
         if arch != "gemma3":  # Gemma's (1 + weight) norm scales are a few hundred bytes the model leaves out
@@ -104,7 +94,7 @@ def test_projector_dry_run_matches_autograd(kind, dtype):
     features = torch.randn(3, 100, 64, dtype=dtype)
     mask = torch.ones(3, 100, dtype=torch.bool)
     mask[0, 70:] = False
-    got = _saved_bytes(lambda: projector(features, mask), list(projector.parameters()))
+    got = _saved(lambda: projector(features, mask), list(projector.parameters()))
     want = projector_activation_bytes(projector, 3, 100, 64, dtype)
     assert abs(want - got) <= TOLERANCE * got, (want, got)
 
@@ -115,7 +105,7 @@ def test_sinkhorn_term_matches_autograd(schedule):
     x = torch.randn(4, 30, 16, requires_grad=True)
     y = torch.randn(5, 12, 16, requires_grad=True)
     xm, ym = torch.ones(4, 30, dtype=torch.bool), torch.ones(5, 12, dtype=torch.bool)
-    got = _saved_bytes(lambda: sinkhorn_divergence_matrix(x, xm, y, ym, self_schedule=schedule), [])
+    got = _saved(lambda: sinkhorn_divergence_matrix(x, xm, y, ym, self_schedule=schedule), [])
     saved, _ = sinkhorn_bytes(4, 5, 30, 12, 16, 1, "torch", schedule)
     assert abs(saved - got) <= TOLERANCE * got, (saved, got)
 
